@@ -1,0 +1,74 @@
+"""The device API: enrolment and heartbeats."""
+
+from __future__ import annotations
+
+from flask import Response, current_app, jsonify, request
+from flask_limiter.util import get_remote_address
+
+from api import bp
+from api.auth import device_rate_key, has_valid_device, lacks_valid_device, require_device
+from api.body import parse_body, read_json_object
+from api.schemas import HeartbeatRequest, HeartbeatResponse, RegisterRequest, RegisterResponse
+from fleet.extensions import limiter
+from fleet.services import devices
+from fleet.timeutil import utcnow
+
+
+def heartbeat_limits() -> str:
+    """The per-device minimum interval and per-minute cap, from config."""
+    config = current_app.config
+    limits = [f"{config['HEARTBEAT_MAX_PER_MINUTE']} per minute"]
+    if config["HEARTBEAT_MIN_INTERVAL_SECONDS"] > 0:
+        limits.insert(0, f"1 per {config['HEARTBEAT_MIN_INTERVAL_SECONDS']} seconds")
+    return ";".join(limits)
+
+
+def bad_credential_limits() -> str:
+    return f"{current_app.config['BAD_TOKEN_MAX_PER_MINUTE']} per minute"
+
+
+def was_refused(response: Response) -> bool:
+    """Only failed credentials count against a client address."""
+    return response.status_code == 401
+
+
+@bp.post("/devices/register")
+@limiter.limit(bad_credential_limits, key_func=get_remote_address, deduct_when=was_refused)
+def register():
+    raw = read_json_object()
+    devices.check_enrollment_key(
+        request.headers.get("X-Enrollment-Key") or raw.get("enrollment_key")
+    )
+    body = RegisterRequest.model_validate(raw)
+    enrolment = devices.register_device(
+        body.uid,
+        utcnow(),
+        name=body.name,
+        site=body.site,
+        app_version=body.app_version,
+        address=request.remote_addr,
+    )
+    response = RegisterResponse(
+        uid=enrolment.uid,
+        token=enrolment.token,
+        created=enrolment.created,
+        status=enrolment.status,
+        heartbeat_interval_seconds=enrolment.heartbeat_interval_seconds,
+    )
+    return jsonify(response.model_dump(mode="json")), 201
+
+
+@bp.post("/devices/heartbeat")
+@limiter.limit(heartbeat_limits, key_func=device_rate_key, exempt_when=lacks_valid_device)
+@limiter.limit(
+    bad_credential_limits,
+    key_func=get_remote_address,
+    exempt_when=has_valid_device,
+    deduct_when=was_refused,
+)
+def heartbeat():
+    snapshot = require_device()
+    body = parse_body(HeartbeatRequest)
+    telemetry = devices.Telemetry(**body.model_dump())
+    result = devices.record_heartbeat(snapshot, telemetry, utcnow(), request.remote_addr)
+    return jsonify(HeartbeatResponse(**vars(result)).model_dump(mode="json"))

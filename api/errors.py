@@ -1,0 +1,94 @@
+"""One error shape for every JSON endpoint: {"error": {"code", "message", "details"}}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from flask import Flask, Response, jsonify, request
+from flask_limiter.errors import RateLimitExceeded
+from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+from fleet.errors import FleetError
+from fleet.extensions import db
+
+log = structlog.get_logger("pulseboard.api")
+
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+def error_response(
+    status: int, code: str, message: str, details: dict[str, Any] | None = None
+) -> tuple[Response, int]:
+    """A JSON error in the house shape."""
+    body = {"error": {"code": code, "message": message, "details": details or {}}}
+    return jsonify(body), status
+
+
+def validation_error_response(error: ValidationError) -> tuple[Response, int]:
+    """422 naming each bad field and what is wrong with it."""
+    fields = {
+        ".".join(str(part) for part in item["loc"]) or "body": item["msg"]
+        for item in error.errors()
+    }
+    names = ", ".join(fields)
+    return error_response(422, "invalid_field", f"invalid field(s): {names}", {"fields": fields})
+
+
+def _is_api_request() -> bool:
+    return request.path.startswith("/api/") or request.path == "/api"
+
+
+def register_error_handlers(app: Flask) -> None:
+    """JSON errors under /api; everything else keeps Flask's pages."""
+
+    @app.errorhandler(FleetError)
+    def handle_fleet_error(error: FleetError):
+        db.session.rollback()
+        return error_response(error.http_status, error.code, error.message, error.details)
+
+    @app.errorhandler(ValidationError)
+    def handle_validation_error(error: ValidationError):
+        return validation_error_response(error)
+
+    @app.errorhandler(RateLimitExceeded)
+    def handle_rate_limited(error: RateLimitExceeded):
+        message = f"rate limit exceeded ({error.description}); retry later"
+        return error_response(429, "rate_limited", message, {"limit": error.description})
+
+    @app.errorhandler(HTTPException)
+    def handle_http_error(error: HTTPException):
+        if not _is_api_request():
+            return error
+        status = error.code or 500
+        code = HTTP_CODES.get(status, "http_error")
+        return error_response(status, code, error.description or code)
+
+    @app.errorhandler(OperationalError)
+    def handle_database_down(error: DBAPIError):
+        db.session.rollback()
+        log.error("database_unavailable", error=str(error.orig))
+        if not _is_api_request():
+            return "Database unavailable", 503
+        return error_response(503, "database_unavailable", "the database is unavailable; retry")
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(error: Exception):
+        db.session.rollback()
+        log.exception("unhandled_error", path=request.path)
+        if not _is_api_request():
+            return "Internal server error", 500
+        return error_response(500, "internal_error", "an unexpected error occurred")

@@ -1,0 +1,68 @@
+"""Request and response schemas, declared once: they validate bodies and describe the API."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Uid = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+
+
+class RequestBody(BaseModel):
+    # Unknown fields are ignored so that a newer kiosk app can talk to an older server.
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True, strict=True)
+
+
+class RegisterRequest(RequestBody):
+    uid: str = Uid
+    name: str | None = Field(default=None, max_length=200)
+    site: str | None = Field(default=None, max_length=200)
+    app_version: str | None = Field(default=None, max_length=64)
+    enrollment_key: str | None = Field(default=None, max_length=256)
+
+
+class RegisterResponse(BaseModel):
+    uid: str
+    token: str = Field(description="Shown once; only its hash is stored.")
+    created: bool
+    status: str
+    heartbeat_interval_seconds: int
+
+
+class HeartbeatRequest(RequestBody):
+    battery_level: float | None = Field(default=None, ge=0, le=100)
+    wifi_strength: int | None = Field(default=None, ge=-120, le=0, description="dBm")
+    app_version: str | None = Field(default=None, max_length=64)
+    uptime_seconds: int | None = Field(default=None, ge=0, le=10**11)
+    extra: dict[str, Any] | None = Field(default=None, description="Free-form, bounded size.")
+
+    @field_validator("extra")
+    @classmethod
+    def extra_is_small(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        from flask import current_app
+
+        limit = current_app.config["EXTRA_MAX_BYTES"]
+        if value is not None and len(json.dumps(value, separators=(",", ":"))) > limit:
+            raise ValueError(f"must serialise to at most {limit} bytes of JSON")
+        return value
+
+
+class HeartbeatResponse(BaseModel):
+    status: str
+    server_time: datetime
+    heartbeat_interval_seconds: int
+    should_reconnect: bool
+    reconnect_delay_seconds: int
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody

@@ -1,0 +1,80 @@
+"""Pulseboard's core: the app factory, config, models, status rules and services."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from fleet.config import load_config
+from fleet.extensions import csrf, db, limiter, login_manager, migrate
+from fleet.logs import configure_logging
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(
+    overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
+) -> Flask:
+    """Build the app from the environment (or `env`), with `overrides` applied last."""
+    app = Flask(
+        __name__,
+        instance_path=str(ROOT / "instance"),
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    app.config.update(load_config(os.environ if env is None else env, app.instance_path))
+    app.config.update(overrides or {})
+    _configure_extensions(app)
+    configure_logging(app.config["LOG_FORMAT"], app.config["LOG_LEVEL"])
+    _register_blueprints(app)
+    return app
+
+
+def _configure_extensions(app: Flask) -> None:
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app.config))
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    # Redis going away must not turn every heartbeat into an error: limits fall
+    # back to this process's memory until it returns.
+    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+    app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+
+
+def _engine_options(config: Mapping[str, Any]) -> dict[str, Any]:
+    if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10}
+
+
+@event.listens_for(Engine, "connect")
+def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets the dashboard read while heartbeats write; foreign keys are off by default.
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+
+def _register_blueprints(app: Flask) -> None:
+    from api import bp as api_bp
+    from api.errors import register_error_handlers
+    from fleet.cli import register_cli
+
+    app.register_blueprint(api_bp)
+    csrf.exempt(api_bp)
+    register_error_handlers(app)
+    register_cli(app)

@@ -1,0 +1,117 @@
+"""Configuration, read once from the environment.
+
+Every setting has a default that gives the embedded setup (a SQLite file under
+``instance/``, no Redis). Bad values fail loudly at start-up, naming the variable,
+rather than surfacing later as a confusing runtime error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+DEFAULT_SECRET_KEY = "dev-secret-key-change-me"
+DEFAULT_ENROLLMENT_KEY = "dev-enrollment-key"
+
+
+class ConfigError(ValueError):
+    """A setting in the environment is missing or malformed."""
+
+
+def env_str(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
+    """The variable's value, or the default when it is unset or empty."""
+    value = env.get(name, "").strip()
+    return value or default
+
+
+def env_int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+    """The variable as an integer no smaller than ``minimum``; raises ConfigError otherwise."""
+    raw = env_str(env, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """The variable as a boolean (1/0, true/false, yes/no, on/off)."""
+    raw = env_str(env, name)
+    if raw is None:
+        return default
+    lowered = raw.lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def default_database_url(instance_path: str) -> str:
+    """The embedded default: a SQLite file in the app's instance folder."""
+    return "sqlite:///" + str(Path(instance_path) / "pulseboard.sqlite3")
+
+
+def normalise_database_url(url: str) -> str:
+    """Pin PostgreSQL URLs to psycopg 3, whatever driver the operator wrote."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def load_config(env: Mapping[str, str], instance_path: str) -> dict[str, Any]:
+    """Build the Flask config mapping from environment variables."""
+    interval = env_int(env, "HEARTBEAT_INTERVAL_SECONDS", 30, minimum=1)
+    grace = env_int(env, "GRACE_PERIOD_SECONDS", 30, minimum=0)
+    disconnect_after = env_int(env, "DISCONNECT_AFTER_SECONDS", 300, minimum=1)
+    if disconnect_after <= interval + grace:
+        raise ConfigError(
+            "DISCONNECT_AFTER_SECONDS must be greater than "
+            f"HEARTBEAT_INTERVAL_SECONDS + GRACE_PERIOD_SECONDS ({interval + grace}), "
+            f"got {disconnect_after}"
+        )
+    redis_url = env_str(env, "REDIS_URL")
+    database_url = env_str(env, "DATABASE_URL") or default_database_url(instance_path)
+    production = env_str(env, "PULSEBOARD_ENV", "development") == "production"
+    secret_key = env_str(env, "SECRET_KEY", DEFAULT_SECRET_KEY)
+    enrollment_key = env_str(env, "ENROLLMENT_KEY", DEFAULT_ENROLLMENT_KEY)
+    if production and secret_key == DEFAULT_SECRET_KEY:
+        raise ConfigError("SECRET_KEY must be set in production (PULSEBOARD_ENV=production)")
+    if production and enrollment_key == DEFAULT_ENROLLMENT_KEY:
+        raise ConfigError("ENROLLMENT_KEY must be set in production (PULSEBOARD_ENV=production)")
+    return {
+        "PULSEBOARD_ENV": "production" if production else "development",
+        "SECRET_KEY": secret_key,
+        "ENROLLMENT_KEY": enrollment_key,
+        "SQLALCHEMY_DATABASE_URI": normalise_database_url(database_url),
+        "REDIS_URL": redis_url,
+        "HEARTBEAT_INTERVAL_SECONDS": interval,
+        "GRACE_PERIOD_SECONDS": grace,
+        "DISCONNECT_AFTER_SECONDS": disconnect_after,
+        "HEARTBEAT_MIN_INTERVAL_SECONDS": env_int(env, "HEARTBEAT_MIN_INTERVAL_SECONDS", 10),
+        "HEARTBEAT_MAX_PER_MINUTE": env_int(env, "HEARTBEAT_MAX_PER_MINUTE", 10, minimum=1),
+        "BAD_TOKEN_MAX_PER_MINUTE": env_int(env, "BAD_TOKEN_MAX_PER_MINUTE", 30, minimum=1),
+        "RATELIMIT_ENABLED": env_bool(env, "RATELIMIT_ENABLED", True),
+        "RECONNECT_DELAY_SECONDS": env_int(env, "RECONNECT_DELAY_SECONDS", 5),
+        "RECONNECT_TTL_SECONDS": env_int(env, "RECONNECT_TTL_SECONDS", 600, minimum=1),
+        "BULK_RECONNECT_SPREAD_SECONDS": env_int(env, "BULK_RECONNECT_SPREAD_SECONDS", 60),
+        "FLAP_WINDOW_SECONDS": env_int(env, "FLAP_WINDOW_SECONDS", 3600, minimum=1),
+        "FLAP_THRESHOLD": env_int(env, "FLAP_THRESHOLD", 4, minimum=1),
+        "SWEEP_INTERVAL_SECONDS": env_int(env, "SWEEP_INTERVAL_SECONDS", 60, minimum=1),
+        "PING_RECHECK_SECONDS": env_int(env, "PING_RECHECK_SECONDS", 60, minimum=1),
+        "EMBEDDED_SWEEPER": env_bool(env, "EMBEDDED_SWEEPER", redis_url is None),
+        "TELEMETRY_SAMPLE_SECONDS": env_int(env, "TELEMETRY_SAMPLE_SECONDS", 300, minimum=1),
+        "TELEMETRY_RETENTION_SECONDS": env_int(
+            env, "TELEMETRY_RETENTION_SECONDS", 86_400, minimum=60
+        ),
+        "MAX_CONTENT_LENGTH": env_int(env, "MAX_BODY_BYTES", 64 * 1024, minimum=1024),
+        "EXTRA_MAX_BYTES": env_int(env, "EXTRA_MAX_BYTES", 4096, minimum=0),
+        "LOG_FORMAT": env_str(env, "LOG_FORMAT", "console"),
+        "LOG_LEVEL": env_str(env, "LOG_LEVEL", "INFO"),
+    }

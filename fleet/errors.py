@@ -1,0 +1,49 @@
+"""Domain errors. The API maps each to one HTTP status and the error shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class FleetError(Exception):
+    """Base of the errors a caller can cause; `code` is the machine-readable name."""
+
+    code = "error"
+    http_status = 400
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class InvalidInput(FleetError):
+    code = "invalid_input"
+    http_status = 422
+
+
+class Unauthorized(FleetError):
+    code = "unauthorized"
+    http_status = 401
+
+
+class Forbidden(FleetError):
+    code = "forbidden"
+    http_status = 403
+
+
+class DeviceNotFound(FleetError):
+    code = "device_not_found"
+    http_status = 404
+
+
+class AlreadyExists(FleetError):
+    code = "already_exists"
+    http_status = 409
+
+
+class Contention(FleetError):
+    """Concurrent writers kept winning the race for one row; the client may retry."""
+
+    code = "contention"
+    http_status = 503

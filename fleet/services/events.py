@@ -1,0 +1,110 @@
+"""The one place that writes the event log and its structured log lines.
+
+Every status change goes through `record_events` inside the transaction that
+made it, so a transition and its event commit or roll back together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import event as sa_event
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from fleet.extensions import db
+from fleet.models import DeviceEvent
+
+log = structlog.get_logger("pulseboard.events")
+
+
+class EventKind:
+    STATUS = "status"
+    REGISTERED = "registered"
+    RE_ENROLLED = "re_enrolled"
+    RECONNECT_REQUESTED = "reconnect_requested"
+    RECONNECT_DELIVERED = "reconnect_delivered"
+    RECONNECT_EXPIRED = "reconnect_expired"
+    SETTINGS_CHANGED = "settings_changed"
+
+
+@dataclass(frozen=True)
+class Event:
+    device_id: int
+    uid: str
+    kind: str
+    reason: str
+    source: str
+    created_at: datetime
+    from_status: str | None = None
+    to_status: str | None = None
+    actor: str | None = None
+    heartbeat_age_seconds: float | None = None
+    details: dict[str, Any] | None = None
+
+    def row(self) -> dict[str, Any]:
+        values = asdict(self)
+        del values["uid"]
+        return values
+
+
+def status_event(
+    device_id: int,
+    uid: str,
+    from_status: str | None,
+    to_status: str,
+    *,
+    reason: str,
+    source: str,
+    now: datetime,
+    age: float | None,
+    actor: str | None = None,
+) -> Event:
+    """An event for a status transition."""
+    return Event(
+        device_id=device_id,
+        uid=uid,
+        kind=EventKind.STATUS,
+        from_status=from_status,
+        to_status=to_status,
+        reason=reason,
+        source=source,
+        actor=actor,
+        created_at=now,
+        heartbeat_age_seconds=None if age is None else round(age, 3),
+    )
+
+
+def record_events(events: list[Event]) -> None:
+    """Insert the events in one statement; each is logged once its transaction commits."""
+    if not events:
+        return
+    db.session.execute(insert(DeviceEvent), [event.row() for event in events])
+    db.session.info.setdefault(_UNLOGGED, []).extend(events)
+
+
+_UNLOGGED = "pulseboard_unlogged_events"
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _log_committed_events(session: Session) -> None:
+    # A log line for a transition that rolled back would be a lie, so lines wait for the commit.
+    for event in session.info.pop(_UNLOGGED, []):
+        log.info(
+            "status_changed" if event.kind == EventKind.STATUS else event.kind,
+            uid=event.uid,
+            from_status=event.from_status,
+            to_status=event.to_status,
+            reason=event.reason,
+            source=event.source,
+            actor=event.actor,
+            heartbeat_age_seconds=event.heartbeat_age_seconds,
+        )
+
+
+@sa_event.listens_for(Session, "after_rollback")
+def _forget_rolled_back_events(session: Session) -> None:
+    session.info.pop(_UNLOGGED, None)

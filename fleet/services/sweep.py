@@ -1,0 +1,226 @@
+"""The timeout sweep: rule 2 of DESIGN section 2.
+
+A sweep costs work in proportion to the devices that change: each device stores
+its deadlines, so finding the due ones is an indexed range query, and each kind
+of transition is one set-based `UPDATE ... RETURNING` (in chunks, to keep
+transactions short). The `WHERE` clause carries the whole condition, so a
+heartbeat that commits first moves the deadline and the row no longer matches:
+on PostgreSQL the update re-checks it after waiting for the row lock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from flask import current_app
+from sqlalchemy import String, and_, delete, func, literal, select, update
+from sqlalchemy.sql.elements import ColumnElement
+
+from fleet import rules
+from fleet.extensions import db
+from fleet.models import Device, TelemetrySample
+from fleet.rules import ReconnectState, Source, Status
+from fleet.services.devices import fleet_defaults
+from fleet.services.events import Event, EventKind, record_events, status_event
+
+log = structlog.get_logger("pulseboard.sweep")
+
+CHUNK = 5000
+
+
+@dataclass(frozen=True)
+class Change:
+    uid: str
+    from_status: str
+    to_status: str
+    heartbeat_age_seconds: float | None
+
+
+@dataclass
+class SweepReport:
+    started_at: datetime
+    dry_run: bool = False
+    changes: list[Change] = field(default_factory=list)
+    reconnects_expired: int = 0
+    duration_ms: float = 0.0
+    skipped: bool = False
+    skip_reason: str | None = None
+
+    @property
+    def transitions(self) -> int:
+        return len(self.changes)
+
+    def counts(self) -> dict[str, int]:
+        """Transitions by kind, e.g. {"connected -> temporarily_offline": 12}."""
+        return dict(Counter(f"{c.from_status} -> {c.to_status}" for c in self.changes))
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "transitions": self.transitions,
+            "by_kind": self.counts(),
+            "reconnects_expired": self.reconnects_expired,
+            "duration_ms": round(self.duration_ms, 1),
+            "dry_run": self.dry_run,
+            "skipped": self.skipped,
+        }
+
+
+# The three moves, in the order they must run: a device past D leaves for
+# disconnected straight from whichever tier it is in.
+MOVES = (
+    (Status.CONNECTED, Status.DISCONNECTED),
+    (Status.TEMPORARILY_OFFLINE, Status.DISCONNECTED),
+    (Status.CONNECTED, Status.TEMPORARILY_OFFLINE),
+)
+
+
+def _due(from_status: Status, to_status: Status, now: datetime) -> ColumnElement[bool]:
+    if to_status is Status.DISCONNECTED:
+        return and_(Device.status == from_status, Device.disconnect_due_at < now)
+    # A device also past its disconnect deadline belongs to the disconnect move,
+    # so that a dry run, which moves nothing, does not count it twice.
+    return and_(
+        Device.status == from_status,
+        Device.offline_due_at < now,
+        Device.disconnect_due_at >= now,
+    )
+
+
+def _stored_reason(to_status: Status) -> ColumnElement[str]:
+    """The device's status reason, built in SQL because thresholds differ per device."""
+    defaults = fleet_defaults()
+    if to_status is Status.DISCONNECTED:
+        seconds = func.coalesce(Device.disconnect_after_seconds, defaults.disconnect_after)
+        return (
+            literal("no heartbeat for over ")
+            + seconds.cast(String)
+            + literal("s (disconnect after)")
+        )
+    seconds = func.coalesce(Device.heartbeat_interval_seconds, defaults.interval) + func.coalesce(
+        Device.grace_period_seconds, defaults.grace
+    )
+    return (
+        literal("no heartbeat for over ") + seconds.cast(String) + literal("s (interval + grace)")
+    )
+
+
+def enforce_timeouts(now: datetime, dry_run: bool = False) -> SweepReport:
+    """Move every device whose heartbeat is overdue to the tier its age implies.
+
+    1. For each move (connected -> disconnected, temporarily offline -> disconnected,
+       connected -> temporarily offline), update the due rows in chunks, returning them.
+    2. Write one status event (source `system`) per returned row, in the same transaction.
+    3. Expire pending reconnects past their TTL, and prune old telemetry samples.
+    With `dry_run`, compute the same report with SELECTs and write nothing.
+    """
+    clock = time.perf_counter()
+    report = SweepReport(started_at=now, dry_run=dry_run)
+    for from_status, to_status in MOVES:
+        report.changes.extend(_apply_move(from_status, to_status, now, dry_run))
+    report.reconnects_expired = _expire_reconnects(now, dry_run)
+    if not dry_run:
+        _prune_telemetry(now)
+        db.session.commit()
+    report.duration_ms = (time.perf_counter() - clock) * 1000
+    return report
+
+
+def _apply_move(
+    from_status: Status, to_status: Status, now: datetime, dry_run: bool
+) -> list[Change]:
+    columns = (
+        Device.id,
+        Device.uid,
+        Device.last_heartbeat_at,
+        Device.heartbeat_interval_seconds,
+        Device.grace_period_seconds,
+        Device.disconnect_after_seconds,
+    )
+    if dry_run:
+        rows = db.session.execute(select(*columns).where(_due(from_status, to_status, now))).all()
+        return [_change(row, from_status, to_status, now) for row in rows]
+    changes: list[Change] = []
+    while True:
+        chunk = select(Device.id).where(_due(from_status, to_status, now)).limit(CHUNK)
+        rows = db.session.execute(
+            update(Device)
+            .where(Device.id.in_(chunk.scalar_subquery()), _due(from_status, to_status, now))
+            .values(
+                status=to_status,
+                status_reason=_stored_reason(to_status),
+                status_source=Source.SYSTEM,
+                status_changed_at=now,
+                changed_at=now,
+                revision=Device.revision + 1,
+            )
+            .returning(*columns)
+            .execution_options(synchronize_session=False)
+        ).all()
+        record_events([_event(row, from_status, to_status, now) for row in rows])
+        db.session.commit()
+        changes.extend(_change(row, from_status, to_status, now) for row in rows)
+        if len(rows) < CHUNK:
+            return changes
+
+
+def _change(row: Any, from_status: Status, to_status: Status, now: datetime) -> Change:
+    return Change(row.uid, from_status, to_status, rules.heartbeat_age(now, row.last_heartbeat_at))
+
+
+def _event(row: Any, from_status: Status, to_status: Status, now: datetime) -> Event:
+    thresholds = rules.resolve_thresholds(
+        fleet_defaults(),
+        row.heartbeat_interval_seconds,
+        row.grace_period_seconds,
+        row.disconnect_after_seconds,
+    )
+    age = rules.heartbeat_age(now, row.last_heartbeat_at)
+    return status_event(
+        row.id,
+        row.uid,
+        from_status,
+        to_status,
+        reason=rules.timeout_reason(to_status, age, thresholds),
+        source=Source.SYSTEM,
+        now=now,
+        age=age,
+    )
+
+
+def _expire_reconnects(now: datetime, dry_run: bool) -> int:
+    due = and_(Device.reconnect_state == ReconnectState.PENDING, Device.reconnect_expires_at <= now)
+    if dry_run:
+        return db.session.execute(select(func.count()).select_from(Device).where(due)).scalar_one()
+    rows = db.session.execute(
+        update(Device)
+        .where(due)
+        .values(
+            reconnect_state=ReconnectState.EXPIRED, revision=Device.revision + 1, changed_at=now
+        )
+        .returning(Device.id, Device.uid)
+        .execution_options(synchronize_session=False)
+    ).all()
+    record_events(
+        [
+            Event(
+                device_id=row.id,
+                uid=row.uid,
+                kind=EventKind.RECONNECT_EXPIRED,
+                reason="reconnect request expired before a heartbeat collected it",
+                source=Source.SYSTEM,
+                created_at=now,
+            )
+            for row in rows
+        ]
+    )
+    return len(rows)
+
+
+def _prune_telemetry(now: datetime) -> None:
+    retention = timedelta(seconds=current_app.config["TELEMETRY_RETENTION_SECONDS"])
+    db.session.execute(delete(TelemetrySample).where(TelemetrySample.recorded_at < now - retention))

@@ -1,0 +1,33 @@
+"""Assertion helpers shared by the tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+
+from fleet.extensions import db
+from fleet.models import Device
+from fleet.services import devices
+
+EVENTS_SQL = (
+    "SELECT e.kind, e.from_status, e.to_status, e.source FROM device_event e "
+    "JOIN device d ON d.id = e.device_id WHERE d.uid = :uid ORDER BY e.id"
+)
+
+
+def device_row(uid: str) -> Device:
+    """The device as stored now, bypassing the session's identity map."""
+    db.session.expire_all()
+    return devices.get_device(uid)
+
+
+def events_of(uid: str) -> list[tuple[Any, ...]]:
+    """(from, to, source) of the device's status events, oldest first."""
+    rows = db.session.execute(text(EVENTS_SQL), {"uid": uid}).all()
+    return [(row.from_status, row.to_status, row.source) for row in rows if row.kind == "status"]
+
+
+def event_kinds(uid: str) -> list[str]:
+    """The kinds of all the device's events, oldest first."""
+    return [row.kind for row in db.session.execute(text(EVENTS_SQL), {"uid": uid})]

@@ -1,0 +1,63 @@
+from datetime import timedelta
+
+from fleet.services import devices
+from fleet.services.devices import Telemetry
+from fleet.timeutil import utcnow
+from tests.helpers import device_row, event_kinds, events_of
+
+T0 = utcnow().replace(microsecond=0)
+
+
+def heartbeat(device, now, **telemetry):
+    snapshot = devices.find_device_by_token(device.token)
+    return devices.record_heartbeat(snapshot, Telemetry(**telemetry), now)
+
+
+def test_it_connects_a_device_added_by_an_administrator_on_its_first_heartbeat(app):
+    token = devices.add_device("kiosk-1", T0, site="Lobby")
+    assert device_row("kiosk-1").status == "disconnected"
+    snapshot = devices.find_device_by_token(token)
+    result = devices.record_heartbeat(snapshot, Telemetry(), T0 + timedelta(seconds=5))
+    assert result.status == "connected"
+    assert events_of("kiosk-1") == [("disconnected", "connected", "device")]
+
+
+def test_it_samples_telemetry_at_most_every_five_minutes(make_device):
+    from sqlalchemy import func, select
+
+    from fleet.extensions import db
+    from fleet.models import TelemetrySample
+
+    device = make_device("kiosk-1", now=T0)
+    for minute in range(0, 11):
+        heartbeat(device, T0 + timedelta(minutes=minute), battery_level=100 - minute)
+    samples = db.session.execute(select(func.count()).select_from(TelemetrySample)).scalar_one()
+    assert samples == 3  # minutes 0, 5 and 10
+
+
+def test_it_marks_the_row_changed_only_when_something_visible_changes(make_device):
+    device = make_device("kiosk-1", now=T0)
+    heartbeat(device, T0 + timedelta(seconds=30), battery_level=50)
+    changed = device_row("kiosk-1").changed_at
+    heartbeat(device, T0 + timedelta(seconds=60), battery_level=50)
+    assert device_row("kiosk-1").changed_at == changed
+    heartbeat(device, T0 + timedelta(seconds=90), battery_level=49)
+    assert device_row("kiosk-1").changed_at == T0 + timedelta(seconds=90)
+
+
+def test_a_new_request_replaces_a_delivered_one(make_device):
+    device = make_device("kiosk-1", now=T0)
+    devices.request_reconnect("kiosk-1", "ops", T0, delay_seconds=1)
+    assert heartbeat(device, T0 + timedelta(seconds=1)).should_reconnect
+    devices.request_reconnect("kiosk-1", "ops", T0 + timedelta(seconds=2), delay_seconds=9)
+    result = heartbeat(device, T0 + timedelta(seconds=3))
+    assert (result.should_reconnect, result.reconnect_delay_seconds) == (True, 9)
+    assert event_kinds("kiosk-1").count("reconnect_delivered") == 2
+
+
+def test_bulk_reconnect_spreads_the_delays(make_device):
+    ids = [make_device(f"kiosk-{n}", now=T0).id for n in range(4)]
+    assert devices.request_bulk_reconnect(ids, "ops", T0, spread_seconds=60) == 4
+    delays = sorted(device_row(f"kiosk-{n}").reconnect_delay_seconds for n in range(4))
+    assert delays == [5, 20, 35, 50]
+    assert all(device_row(f"kiosk-{n}").reconnect_state == "pending" for n in range(4))

@@ -1,0 +1,124 @@
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from fleet.extensions import db
+from fleet.models import DeviceEvent, TelemetrySample
+from fleet.services import devices
+from fleet.services.sweep import enforce_timeouts
+from fleet.timeutil import utcnow
+from tests.helpers import device_row, event_kinds, events_of
+
+T0 = utcnow().replace(microsecond=0)
+
+
+def at(seconds: float):
+    return T0 + timedelta(seconds=seconds)
+
+
+def test_it_leaves_a_device_connected_up_to_interval_plus_grace(make_device):
+    make_device("kiosk-1", now=T0)
+    assert enforce_timeouts(at(60)).transitions == 0
+    assert device_row("kiosk-1").status == "connected"
+
+
+def test_it_moves_a_silent_device_through_both_tiers(make_device):
+    make_device("kiosk-1", now=T0)
+    report = enforce_timeouts(at(61))
+    assert report.counts() == {"connected -> temporarily_offline": 1}
+    stored = device_row("kiosk-1")
+    assert (stored.status, stored.status_source) == ("temporarily_offline", "system")
+    assert "interval + grace" in stored.status_reason
+    assert enforce_timeouts(at(300)).transitions == 0
+    report = enforce_timeouts(at(301))
+    assert report.counts() == {"temporarily_offline -> disconnected": 1}
+    assert events_of("kiosk-1") == [
+        ("connected", "temporarily_offline", "system"),
+        ("temporarily_offline", "disconnected", "system"),
+    ]
+
+
+def test_it_disconnects_a_long_silent_device_in_one_step(make_device):
+    make_device("kiosk-1", now=T0)
+    report = enforce_timeouts(at(1000))
+    assert [(c.from_status, c.to_status) for c in report.changes] == [("connected", "disconnected")]
+    assert report.changes[0].heartbeat_age_seconds == 1000
+
+
+def test_its_events_name_the_threshold_and_age(make_device):
+    make_device("kiosk-1", now=T0)
+    enforce_timeouts(at(90))
+    event = db.session.execute(select(DeviceEvent).where(DeviceEvent.kind == "status")).scalar_one()
+    assert event.reason == "no heartbeat for 90s (interval 30s + grace 30s)"
+    assert event.heartbeat_age_seconds == 90
+
+
+def test_it_honours_per_device_thresholds(make_device):
+    make_device(
+        "quick",
+        now=T0,
+        heartbeat_interval_seconds=5,
+        grace_period_seconds=5,
+        disconnect_after_seconds=20,
+        offline_due_at=at(10),
+        disconnect_due_at=at(20),
+    )
+    make_device("normal", now=T0)
+    report = enforce_timeouts(at(21))
+    assert [(c.uid, c.to_status) for c in report.changes] == [("quick", "disconnected")]
+    assert device_row("quick").status_reason == "no heartbeat for over 20s (disconnect after)"
+
+
+def test_a_dry_run_reports_the_same_and_writes_nothing(make_device):
+    make_device("kiosk-1", now=T0)
+    make_device("kiosk-2", now=at(200))
+    dry = enforce_timeouts(at(400), dry_run=True)
+    assert dry.counts() == {"connected -> disconnected": 1, "connected -> temporarily_offline": 1}
+    assert device_row("kiosk-1").status == "connected"
+    assert event_kinds("kiosk-1") == ["registered"]
+    real = enforce_timeouts(at(400))
+    assert real.counts() == dry.counts()
+
+
+def test_a_second_sweep_changes_nothing(make_device):
+    for n in range(5):
+        make_device(f"kiosk-{n}", now=T0)
+    assert enforce_timeouts(at(120)).transitions == 5
+    assert enforce_timeouts(at(120)).transitions == 0
+    count = db.session.execute(
+        select(func.count()).select_from(DeviceEvent).where(DeviceEvent.kind == "status")
+    ).scalar_one()
+    assert count == 5
+
+
+def test_a_heartbeat_after_the_sweep_reconnects_with_its_own_event(make_device):
+    device = make_device("kiosk-1", now=T0)
+    enforce_timeouts(at(100))
+    snapshot = devices.find_device_by_token(device.token)
+    devices.record_heartbeat(snapshot, devices.Telemetry(), at(101))
+    assert device_row("kiosk-1").status == "connected"
+    assert enforce_timeouts(at(102)).transitions == 0
+    assert [to for _, to, _ in events_of("kiosk-1")] == ["temporarily_offline", "connected"]
+
+
+def test_it_expires_pending_reconnects_past_their_ttl(make_device):
+    make_device("kiosk-1", now=T0)
+    devices.request_reconnect("kiosk-1", "ops", at(0))
+    assert enforce_timeouts(at(599)).reconnects_expired == 0
+    assert enforce_timeouts(at(600)).reconnects_expired == 1
+    assert device_row("kiosk-1").reconnect_state == "expired"
+    assert event_kinds("kiosk-1")[-1] == "reconnect_expired"
+
+
+def test_it_prunes_telemetry_older_than_the_retention(make_device):
+    device = make_device("kiosk-1", now=T0)
+    snapshot = devices.find_device_by_token(device.token)
+    devices.record_heartbeat(snapshot, devices.Telemetry(battery_level=80), at(0))
+    enforce_timeouts(at(86_401))
+    assert db.session.execute(select(func.count()).select_from(TelemetrySample)).scalar_one() == 0
+
+
+def test_devices_that_never_spoke_are_left_alone(app):
+    devices.add_device("kiosk-1", T0)
+    assert enforce_timeouts(at(10_000)).transitions == 0
+    assert device_row("kiosk-1").status == "disconnected"

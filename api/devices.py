@@ -9,6 +9,7 @@ from api import bp
 from api.auth import device_rate_key, has_valid_device, lacks_valid_device, require_device
 from api.body import parse_body, read_json_object
 from api.schemas import HeartbeatRequest, HeartbeatResponse, RegisterRequest, RegisterResponse
+from api.spec import describe
 from fleet.extensions import limiter
 from fleet.services import devices
 from fleet.timeutil import utcnow
@@ -33,6 +34,14 @@ def was_refused(response: Response) -> bool:
 
 
 @bp.post("/devices/register")
+@describe(
+    "Enrol a device (or re-enrol a known uid, rotating its token)",
+    request=RegisterRequest,
+    response=RegisterResponse,
+    status=201,
+    auth="enrollment",
+    errors=(400, 401, 413, 422, 429),
+)
 @limiter.limit(bad_credential_limits, key_func=get_remote_address, deduct_when=was_refused)
 def register():
     raw = read_json_object()
@@ -59,6 +68,13 @@ def register():
 
 
 @bp.post("/devices/heartbeat")
+@describe(
+    "Report a heartbeat; the answer carries the interval and any reconnect request",
+    request=HeartbeatRequest,
+    response=HeartbeatResponse,
+    auth="device",
+    errors=(400, 401, 413, 422, 429, 503),
+)
 @limiter.limit(heartbeat_limits, key_func=device_rate_key, exempt_when=lacks_valid_device)
 @limiter.limit(
     bad_credential_limits,

@@ -72,7 +72,7 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
 def _register_blueprints(app: Flask) -> None:
     from api import bp as api_bp
     from api.errors import register_error_handlers
-    from fleet.cli import register_cli
+    from fleet.commands import register_cli
 
     app.register_blueprint(api_bp)
     csrf.exempt(api_bp)

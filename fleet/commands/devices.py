@@ -1,9 +1,8 @@
-"""`flask` command groups, one per area; they run inside the app context."""
+"""`flask devices ...`: enrol devices and run status sweeps."""
 
 from __future__ import annotations
 
 import click
-from flask import Flask
 from flask.cli import AppGroup
 
 from fleet.errors import FleetError
@@ -25,8 +24,3 @@ def add_device_command(uid: str, name: str | None, site: str | None) -> None:
         raise click.ClickException(error.message) from None
     click.echo(f"Device {uid} created. Its token (shown once):")
     click.echo(token)
-
-
-def register_cli(app: Flask) -> None:
-    """Attach every command group to the app."""
-    app.cli.add_command(devices_cli)

@@ -1,0 +1,12 @@
+"""`flask` command groups, one module per area; they run inside the app context."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register_cli(app: Flask) -> None:
+    """Attach every command group to the app."""
+    from fleet.commands.devices import devices_cli
+
+    app.cli.add_command(devices_cli)

@@ -1,0 +1,178 @@
+"""Read-side queries shared by the dashboard and the admin API: filters, counts, flapping.
+
+Flapping (DESIGN section 2): a device whose number of status events in the
+sliding window `FLAP_WINDOW_SECONDS` reaches `FLAP_THRESHOLD`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from fleet.extensions import db
+from fleet.models import Device, DeviceEvent
+from fleet.rules import ReconnectState, Status
+
+SORTS = {
+    "status": (Device.status, Device.uid),
+    "last_heartbeat": (Device.last_heartbeat_at.desc(), Device.uid),
+    "stalest": (Device.last_heartbeat_at, Device.uid),
+    "uid": (Device.uid,),
+    "site": (Device.site, Device.uid),
+    "transitions": None,  # by the flap count, built in `_order`
+}
+MAX_PER_PAGE = 500
+
+
+@dataclass(frozen=True)
+class FlapSettings:
+    window_seconds: int
+    threshold: int
+
+    def since(self, now: datetime) -> datetime:
+        return now - timedelta(seconds=self.window_seconds)
+
+
+def flap_settings() -> FlapSettings:
+    config = current_app.config
+    return FlapSettings(config["FLAP_WINDOW_SECONDS"], config["FLAP_THRESHOLD"])
+
+
+@dataclass(frozen=True)
+class DeviceFilter:
+    """A fleet view as it appears in a URL: filters, sort and page."""
+
+    status: str | None = None
+    site: str | None = None
+    flapping: bool | None = None
+    reconnect_pending: bool | None = None
+    q: str | None = None
+    sort: str = "status"
+    page: int = 1
+    per_page: int = 50
+
+
+@dataclass
+class DevicePage:
+    items: list[tuple[Device, int]]  # each device with its status events in the flap window
+    total: int
+    page: int
+    per_page: int
+    flap: FlapSettings
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+def flap_counts_subquery(now: datetime, flap: FlapSettings):
+    """device_id -> number of status events in the window."""
+    return (
+        select(DeviceEvent.device_id, func.count().label("flaps"))
+        .where(DeviceEvent.kind == "status", DeviceEvent.created_at >= flap.since(now))
+        .group_by(DeviceEvent.device_id)
+        .subquery("flap_counts")
+    )
+
+
+def _conditions(view: DeviceFilter, flaps: Any, flap: FlapSettings, now: datetime) -> list:
+    conditions: list[ColumnElement[bool]] = []
+    if view.status:
+        conditions.append(Device.status == view.status)
+    if view.site:
+        conditions.append(Device.site == view.site)
+    if view.q:
+        pattern = f"%{view.q.lower()}%"
+        conditions.append(
+            or_(
+                func.lower(Device.uid).like(pattern),
+                func.lower(Device.name).like(pattern),
+                func.lower(Device.site).like(pattern),
+            )
+        )
+    count = func.coalesce(flaps.c.flaps, 0)
+    if view.flapping is True:
+        conditions.append(count >= flap.threshold)
+    elif view.flapping is False:
+        conditions.append(count < flap.threshold)
+    if view.reconnect_pending:
+        conditions.append(pending_reconnect(now))
+    return conditions
+
+
+def pending_reconnect(now: datetime) -> ColumnElement[bool]:
+    return and_(Device.reconnect_state == ReconnectState.PENDING, Device.reconnect_expires_at > now)
+
+
+def _base(view: DeviceFilter, now: datetime, flap: FlapSettings) -> tuple[Select, Any]:
+    flaps = flap_counts_subquery(now, flap)
+    query = (
+        select(Device, func.coalesce(flaps.c.flaps, 0).label("flaps"))
+        .outerjoin(flaps, flaps.c.device_id == Device.id)
+        .where(*_conditions(view, flaps, flap, now))
+    )
+    return query, flaps
+
+
+def _order(query: Select, view: DeviceFilter, flaps: Any) -> Select:
+    if view.sort == "transitions":
+        return query.order_by(func.coalesce(flaps.c.flaps, 0).desc(), Device.uid)
+    return query.order_by(*SORTS.get(view.sort) or SORTS["status"])
+
+
+def list_devices(view: DeviceFilter, now: datetime) -> DevicePage:
+    """One page of devices matching the view, with the total and each device's flap count."""
+    flap = flap_settings()
+    per_page = max(1, min(view.per_page, MAX_PER_PAGE))
+    page = max(1, view.page)
+    query, flaps = _base(view, now, flap)
+    total = db.session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    rows = db.session.execute(
+        _order(query, view, flaps).limit(per_page).offset((page - 1) * per_page)
+    ).all()
+    return DevicePage([(row[0], row.flaps) for row in rows], total, page, per_page, flap)
+
+
+def matching_device_ids(view: DeviceFilter, now: datetime) -> list[int]:
+    """Every device id matching the view's filters (all pages), for bulk actions."""
+    flap = flap_settings()
+    query, _ = _base(view, now, flap)
+    subquery = query.subquery()
+    return list(db.session.execute(select(subquery.c.id)).scalars())
+
+
+def fleet_counts(now: datetime) -> dict[str, int]:
+    """Devices per status, plus flapping and reconnect-pending counts."""
+    counts = {status.value: 0 for status in Status}
+    rows = db.session.execute(select(Device.status, func.count()).group_by(Device.status))
+    counts.update({status: number for status, number in rows})
+    flap = flap_settings()
+    flaps = flap_counts_subquery(now, flap)
+    counts["flapping"] = db.session.execute(
+        select(func.count()).select_from(flaps).where(flaps.c.flaps >= flap.threshold)
+    ).scalar_one()
+    counts["reconnect_pending"] = db.session.execute(
+        select(func.count()).select_from(Device).where(pending_reconnect(now))
+    ).scalar_one()
+    counts["total"] = sum(counts[status.value] for status in Status)
+    return counts
+
+
+def flap_count(device_id: int, now: datetime) -> int:
+    """Status events of one device in the flap window."""
+    flap = flap_settings()
+    return db.session.execute(
+        select(func.count())
+        .select_from(DeviceEvent)
+        .where(
+            DeviceEvent.device_id == device_id,
+            DeviceEvent.kind == "status",
+            DeviceEvent.created_at >= flap.since(now),
+        )
+    ).scalar_one()

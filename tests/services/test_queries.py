@@ -1,0 +1,74 @@
+from datetime import timedelta
+
+from fleet.services import devices
+from fleet.services.queries import DeviceFilter, fleet_counts, list_devices, matching_device_ids
+from fleet.services.sweep import enforce_timeouts
+from fleet.timeutil import utcnow
+
+T0 = utcnow().replace(microsecond=0)
+
+
+def flap(device, times: int, start):
+    """Alternate sweeps and heartbeats so the device changes status `times` times."""
+    now = start
+    for n in range(times):
+        now += timedelta(seconds=100)
+        if n % 2 == 0:
+            enforce_timeouts(now)
+        else:
+            devices.record_heartbeat(
+                devices.find_device_by_token(device.token), devices.Telemetry(), now
+            )
+
+
+def uids(page):
+    return [device.uid for device, _ in page.items]
+
+
+def test_it_filters_by_status_site_and_search(make_device):
+    make_device("lobby-1", now=T0, site="Berlin", name="Lobby")
+    make_device("lobby-2", now=T0, site="Paris", status="disconnected")
+    make_device("cafe-1", now=T0, site="Berlin", name="Cafe screen")
+    assert uids(list_devices(DeviceFilter(site="Berlin", sort="uid"), T0)) == ["cafe-1", "lobby-1"]
+    assert uids(list_devices(DeviceFilter(status="disconnected"), T0)) == ["lobby-2"]
+    assert uids(list_devices(DeviceFilter(q="CAFE"), T0)) == ["cafe-1"]
+    assert uids(list_devices(DeviceFilter(q="paris"), T0)) == ["lobby-2"]
+
+
+def test_it_counts_flapping_devices_in_the_window(make_device):
+    steady = make_device("steady", now=T0)
+    flappy = make_device("flappy", now=T0)
+    flap(flappy, 4, T0)
+    now = T0 + timedelta(seconds=400)
+    devices.record_heartbeat(devices.find_device_by_token(steady.token), devices.Telemetry(), now)
+    page = list_devices(DeviceFilter(flapping=True), now)
+    assert [(device.uid, flaps) for device, flaps in page.items] == [("flappy", 4)]
+    assert uids(list_devices(DeviceFilter(sort="transitions"), now)) == ["flappy", "steady"]
+    assert fleet_counts(now)["flapping"] == 1
+    later = now + timedelta(hours=2)
+    assert fleet_counts(later)["flapping"] == 0
+
+
+def test_it_counts_the_fleet_by_status_and_pending_reconnects(make_device):
+    make_device("a", now=T0)
+    make_device("b", now=T0, status="temporarily_offline")
+    make_device("c", now=T0, status="disconnected")
+    devices.request_reconnect("a", "ops", T0)
+    counts = fleet_counts(T0)
+    assert counts == {
+        "connected": 1,
+        "temporarily_offline": 1,
+        "disconnected": 1,
+        "flapping": 0,
+        "reconnect_pending": 1,
+        "total": 3,
+    }
+    assert fleet_counts(T0 + timedelta(seconds=601))["reconnect_pending"] == 0
+
+
+def test_it_paginates_with_a_total(make_device):
+    for n in range(7):
+        make_device(f"kiosk-{n}", now=T0)
+    page = list_devices(DeviceFilter(sort="uid", page=2, per_page=3), T0)
+    assert (page.total, page.pages, uids(page)) == (7, 3, ["kiosk-3", "kiosk-4", "kiosk-5"])
+    assert len(matching_device_ids(DeviceFilter(), T0)) == 7

@@ -73,8 +73,10 @@ def _register_blueprints(app: Flask) -> None:
     from api import bp as api_bp
     from api.errors import register_error_handlers
     from fleet.commands import register_cli
+    from jobs import embedded
 
     app.register_blueprint(api_bp)
     csrf.exempt(api_bp)
     register_error_handlers(app)
     register_cli(app)
+    embedded.install(app)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import click
 from flask.cli import AppGroup
+from sqlalchemy.exc import SQLAlchemyError
 
 from fleet.errors import FleetError
 from fleet.services import devices
+from fleet.services.sweep import SweepReport, enforce_timeouts, run_sweep
 from fleet.timeutil import utcnow
 
 devices_cli = AppGroup("devices", help="Enrol devices and run status sweeps.")
@@ -24,3 +26,44 @@ def add_device_command(uid: str, name: str | None, site: str | None) -> None:
         raise click.ClickException(error.message) from None
     click.echo(f"Device {uid} created. Its token (shown once):")
     click.echo(token)
+
+
+@devices_cli.command("monitor-status")
+@click.option("--dry-run", is_flag=True, help="Report what would change; write nothing.")
+@click.option("--verbose", is_flag=True, help="List every device that changes.")
+def monitor_status_command(dry_run: bool, verbose: bool) -> None:
+    """Run one timeout sweep now and report what changed (or would change)."""
+    now = utcnow()
+    try:
+        report = enforce_timeouts(now, dry_run=True) if dry_run else run_sweep(now, runner="cli")
+    except SQLAlchemyError as error:
+        raise click.ClickException(
+            f"cannot reach the database: {error.__class__.__name__}"
+        ) from None
+    if report.skipped:
+        raise click.ClickException(f"sweep skipped: {report.skip_reason}; try again shortly")
+    click.echo(format_report(report, verbose))
+
+
+def format_report(report: SweepReport, verbose: bool) -> str:
+    """The sweep report as a readable table."""
+    heading = "Dry run: nothing written." if report.dry_run else "Sweep done."
+    lines = [f"{heading} At {report.started_at:%Y-%m-%d %H:%M:%S} UTC"]
+    for kind, count in sorted(report.counts().items()):
+        lines.append(f"  {kind:<40} {count:>7}")
+    lines.append(f"  {'transitions':<40} {report.transitions:>7}")
+    lines.append(f"  {'reconnect requests expired':<40} {report.reconnects_expired:>7}")
+    lines.append(f"  {'duration':<40} {report.duration_ms:>7.1f} ms")
+    if verbose and report.changes:
+        lines.append("")
+        lines.append(f"  {'UID':<32} {'FROM':<20} {'TO':<20} {'HEARTBEAT AGE':>13}")
+        for change in report.changes:
+            age = (
+                "never"
+                if change.heartbeat_age_seconds is None
+                else f"{change.heartbeat_age_seconds:.0f} s"
+            )
+            lines.append(
+                f"  {change.uid:<32} {change.from_status:<20} {change.to_status:<20} {age:>13}"
+            )
+    return "\n".join(lines)

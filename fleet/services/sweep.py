@@ -19,12 +19,14 @@ from typing import Any
 import structlog
 from flask import current_app
 from sqlalchemy import String, and_, delete, func, literal, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
 
 from fleet import rules
 from fleet.extensions import db
-from fleet.models import Device, TelemetrySample
+from fleet.models import Device, SweepRun, TelemetrySample
 from fleet.rules import ReconnectState, Source, Status
+from fleet.services import locks
 from fleet.services.devices import fleet_defaults
 from fleet.services.events import Event, EventKind, record_events, status_event
 
@@ -130,42 +132,78 @@ def enforce_timeouts(now: datetime, dry_run: bool = False) -> SweepReport:
     return report
 
 
+CHANGE_COLUMNS = (
+    Device.id,
+    Device.uid,
+    Device.last_heartbeat_at,
+    Device.heartbeat_interval_seconds,
+    Device.grace_period_seconds,
+    Device.disconnect_after_seconds,
+)
+
+
 def _apply_move(
     from_status: Status, to_status: Status, now: datetime, dry_run: bool
 ) -> list[Change]:
-    columns = (
-        Device.id,
-        Device.uid,
-        Device.last_heartbeat_at,
-        Device.heartbeat_interval_seconds,
-        Device.grace_period_seconds,
-        Device.disconnect_after_seconds,
-    )
     if dry_run:
-        rows = db.session.execute(select(*columns).where(_due(from_status, to_status, now))).all()
-        return [_change(row, from_status, to_status, now) for row in rows]
+        query = select(*CHANGE_COLUMNS).where(_due(from_status, to_status, now))
+        return [_change(row, from_status, to_status, now) for row in db.session.execute(query)]
+    try:
+        return _move_in_chunks(from_status, to_status, now)
+    except SQLAlchemyError as error:
+        if getattr(error, "connection_invalidated", False):
+            raise
+        db.session.rollback()
+        log.error("sweep_chunk_failed", move=f"{from_status}->{to_status}", error=str(error))
+        return _move_row_by_row(from_status, to_status, now)
+
+
+def _move_in_chunks(from_status: Status, to_status: Status, now: datetime) -> list[Change]:
     changes: list[Change] = []
     while True:
         chunk = select(Device.id).where(_due(from_status, to_status, now)).limit(CHUNK)
-        rows = db.session.execute(
-            update(Device)
-            .where(Device.id.in_(chunk.scalar_subquery()), _due(from_status, to_status, now))
-            .values(
-                status=to_status,
-                status_reason=_stored_reason(to_status),
-                status_source=Source.SYSTEM,
-                status_changed_at=now,
-                changed_at=now,
-                revision=Device.revision + 1,
-            )
-            .returning(*columns)
-            .execution_options(synchronize_session=False)
-        ).all()
-        record_events([_event(row, from_status, to_status, now) for row in rows])
-        db.session.commit()
+        rows = _move(from_status, to_status, now, Device.id.in_(chunk.scalar_subquery()))
         changes.extend(_change(row, from_status, to_status, now) for row in rows)
         if len(rows) < CHUNK:
             return changes
+
+
+def _move_row_by_row(from_status: Status, to_status: Status, now: datetime) -> list[Change]:
+    """The slow path after a failed chunk: one bad row is logged and skipped, never fatal."""
+    due_ids = db.session.execute(select(Device.id).where(_due(from_status, to_status, now)))
+    changes: list[Change] = []
+    for device_id in list(due_ids.scalars()):
+        try:
+            rows = _move(from_status, to_status, now, Device.id == device_id)
+        except SQLAlchemyError as error:
+            db.session.rollback()
+            log.error("sweep_row_failed", device_id=device_id, error=str(error))
+            continue
+        changes.extend(_change(row, from_status, to_status, now) for row in rows)
+    return changes
+
+
+def _move(
+    from_status: Status, to_status: Status, now: datetime, scope: ColumnElement[bool]
+) -> list:
+    """Move the due devices within `scope`, write their events, and commit."""
+    rows = db.session.execute(
+        update(Device)
+        .where(scope, _due(from_status, to_status, now))
+        .values(
+            status=to_status,
+            status_reason=_stored_reason(to_status),
+            status_source=Source.SYSTEM,
+            status_changed_at=now,
+            changed_at=now,
+            revision=Device.revision + 1,
+        )
+        .returning(*CHANGE_COLUMNS)
+        .execution_options(synchronize_session=False)
+    ).all()
+    record_events([_event(row, from_status, to_status, now) for row in rows])
+    db.session.commit()
+    return rows
 
 
 def _change(row: Any, from_status: Status, to_status: Status, now: datetime) -> Change:
@@ -224,3 +262,53 @@ def _expire_reconnects(now: datetime, dry_run: bool) -> int:
 def _prune_telemetry(now: datetime) -> None:
     retention = timedelta(seconds=current_app.config["TELEMETRY_RETENTION_SECONDS"])
     db.session.execute(delete(TelemetrySample).where(TelemetrySample.recorded_at < now - retention))
+
+
+SWEEP_LOCK = "timeout-sweep"
+SWEEP_LOCK_TTL_SECONDS = 300
+SWEEP_HISTORY = timedelta(days=7)
+
+
+def run_sweep(now: datetime, runner: str) -> SweepReport:
+    """One scheduled sweep: never two at once, and each run recorded.
+
+    Takes the sweep lock without waiting; when another sweep holds it, this one
+    is recorded as skipped and returns at once.
+    """
+    with locks.held(SWEEP_LOCK, SWEEP_LOCK_TTL_SECONDS, now) as acquired:
+        if acquired:
+            report = enforce_timeouts(now)
+        else:
+            report = SweepReport(
+                started_at=now, skipped=True, skip_reason="another sweep is running"
+            )
+    _record_run(report, runner)
+    log.info("sweep_finished", runner=runner, **report.summary())
+    return report
+
+
+def _record_run(report: SweepReport, runner: str) -> None:
+    db.session.add(
+        SweepRun(
+            started_at=report.started_at,
+            duration_ms=report.duration_ms,
+            transitions=report.transitions,
+            skipped=report.skipped,
+            runner=runner,
+            details={"by_kind": report.counts(), "reconnects_expired": report.reconnects_expired},
+        )
+    )
+    db.session.execute(
+        delete(SweepRun).where(SweepRun.started_at < report.started_at - SWEEP_HISTORY)
+    )
+    db.session.commit()
+
+
+def last_sweep() -> SweepRun | None:
+    """The newest sweep that actually ran (not skipped)."""
+    return db.session.execute(
+        select(SweepRun)
+        .where(SweepRun.skipped.is_(False))
+        .order_by(SweepRun.started_at.desc())
+        .limit(1)
+    ).scalar_one_or_none()

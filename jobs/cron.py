@@ -1,0 +1,22 @@
+"""The schedule read by RQ's cron scheduler: `rq cron jobs/cron.py --url $REDIS_URL`.
+
+The one list of periodic jobs. Intervals come from the same environment the web
+tier reads, so the sweep runs every SWEEP_INTERVAL_SECONDS.
+"""
+
+import os
+
+from rq import cron
+
+from fleet.config import env_int
+from jobs import QUEUE
+from jobs.tasks import sweep_timeouts
+
+cron.register(
+    sweep_timeouts,
+    queue_name=QUEUE,
+    interval=env_int(os.environ, "SWEEP_INTERVAL_SECONDS", 60, minimum=1),
+    job_timeout=300,
+    result_ttl=3600,
+    name="timeout-sweep",
+)

@@ -1,0 +1,32 @@
+"""RQ jobs. A job takes plain ids or nothing, calls one service, logs one result line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, current_app, has_app_context
+
+from fleet.services.sweep import run_sweep
+from fleet.timeutil import utcnow
+
+_app: Flask | None = None
+
+
+def _job_app() -> Flask:
+    """The app to run a job in: the worker's own when it has one, else one made once."""
+    global _app
+    if has_app_context():
+        return current_app._get_current_object()
+    if _app is None:
+        from fleet import create_app
+
+        _app = create_app()
+    return _app
+
+
+def sweep_timeouts() -> dict[str, Any]:
+    """The scheduled timeout sweep; skipped (not failed) when another sweep holds the lock."""
+    app = _job_app()
+    with app.app_context():
+        report = run_sweep(utcnow(), runner="rq")
+        return report.summary()

@@ -1,0 +1,168 @@
+"""The sweep as scheduled work: the lock, the run records, RQ and its cron, the embedded loop."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from rq import Queue
+from sqlalchemy import select
+
+from fleet.extensions import db
+from fleet.models import Lease, SweepRun
+from fleet.services import locks
+from fleet.services.sweep import SWEEP_LOCK, last_sweep, run_sweep
+from fleet.timeutil import utcnow
+from jobs import QUEUE
+from tests.helpers import device_row
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def silent_device(make_device, uid="quiet"):
+    return make_device(uid, now=utcnow() - timedelta(seconds=120))
+
+
+def wait_for(predicate, timeout=20.0, every=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(every)
+    return False
+
+
+def test_it_records_each_sweep(app, make_device):
+    silent_device(make_device)
+    report = run_sweep(utcnow(), runner="test")
+    assert report.transitions == 1
+    run = last_sweep()
+    assert (run.runner, run.transitions, run.skipped) == ("test", 1, False)
+    assert run.details["by_kind"] == {"connected -> temporarily_offline": 1}
+
+
+def test_a_second_sweep_at_once_is_skipped_and_recorded(app, make_device):
+    silent_device(make_device)
+    with locks.held(SWEEP_LOCK, 60, utcnow()) as first:
+        second = run_sweep(utcnow(), runner="test")
+    assert first
+    assert second.skipped
+    assert device_row("quiet").status == "connected"
+    runs = db.session.execute(select(SweepRun)).scalars().all()
+    assert [(run.skipped, run.transitions) for run in runs] == [(True, 0)]
+    assert last_sweep() is None
+
+
+def test_the_lock_is_free_again_after_a_sweep(app, make_device):
+    silent_device(make_device)
+    run_sweep(utcnow(), runner="test")
+    with locks.held(SWEEP_LOCK, 60, utcnow()) as acquired:
+        assert acquired
+
+
+def test_a_lease_left_by_a_dead_holder_lapses_at_its_expiry(app, backend):
+    if backend != "sqlite":
+        pytest.skip("the database lease is the embedded default's lock; Redis expires its own")
+    now = utcnow()
+    db.session.add(Lease(name=SWEEP_LOCK, holder="dead", expires_at=now + timedelta(seconds=5)))
+    db.session.commit()
+    with locks.held(SWEEP_LOCK, 60, now) as acquired:
+        assert not acquired
+    with locks.held(SWEEP_LOCK, 60, now + timedelta(seconds=5)) as acquired:
+        assert acquired
+
+
+def test_a_redis_lock_left_by_a_killed_worker_expires(app, backend):
+    if backend != "postgres":
+        pytest.skip("Redis runs with the PostgreSQL backend")
+    client = locks.redis_client()
+    client.set(f"pulseboard:lock:{SWEEP_LOCK}", "killed-worker", px=300)
+    with locks.held(SWEEP_LOCK, 60, utcnow()) as acquired:
+        assert not acquired
+    assert wait_for(lambda: client.get(f"pulseboard:lock:{SWEEP_LOCK}") is None, timeout=2)
+    with locks.held(SWEEP_LOCK, 60, utcnow()) as acquired:
+        assert acquired
+
+
+def test_the_embedded_sweeper_disconnects_a_silent_device_unprompted(make_app, make_device_in):
+    app = make_app(EMBEDDED_SWEEPER=True, SWEEP_INTERVAL_SECONDS=1)
+    with app.app_context():
+        make_device_in("gone", now=utcnow() - timedelta(seconds=900))
+        app.test_client().get("/api/anything")  # any request starts the sweeper
+        sweeper = app.extensions["pulseboard_sweeper"]
+        try:
+            assert wait_for(lambda: device_row("gone").status == "disconnected", timeout=10)
+            db.session.rollback()
+        finally:
+            sweeper.stop()
+        assert last_sweep().runner == "embedded"
+
+
+@pytest.fixture
+def make_device_in():
+    from fleet.services import devices
+
+    def make(uid, now):
+        devices.register_device(uid, now)
+
+    return make
+
+
+def run_process(args, env, timeout=60):
+    return subprocess.run(
+        args, cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout
+    )
+
+
+class TestWithRedis:
+    @pytest.fixture(autouse=True)
+    def needs_redis(self, backend):
+        if backend != "postgres":
+            pytest.skip("RQ needs Redis, which runs with the PostgreSQL backend")
+
+    def test_a_real_worker_runs_the_sweep_job(self, app, app_env, make_device):
+        silent_device(make_device)
+        queue = Queue(QUEUE, connection=locks.redis_client())
+        job = queue.enqueue("jobs.tasks.sweep_timeouts")
+        result = run_process([str(BIN / "flask"), "jobs", "worker", "--burst"], app_env)
+        assert result.returncode == 0, result.stderr
+        job.refresh()
+        assert job.get_status() == "finished", result.stderr
+        assert job.return_value()["transitions"] == 1
+        assert device_row("quiet").status == "temporarily_offline"
+        db.session.rollback()
+        assert last_sweep().runner == "rq"
+
+    def test_rq_cron_enqueues_the_sweep_on_schedule(self, app, app_env):
+        queue = Queue(QUEUE, connection=locks.redis_client())
+        env = {**app_env, "SWEEP_INTERVAL_SECONDS": "1"}
+        process = subprocess.Popen(
+            [str(BIN / "rq"), "cron", "jobs/cron.py", "--url", app_env["REDIS_URL"]],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            assert wait_for(lambda: queue.count >= 2, timeout=15)
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+        names = {job.func_name for job in queue.get_jobs()}
+        assert names == {"jobs.tasks.sweep_timeouts"}
+
+
+def test_the_worker_command_refuses_to_start_without_redis(tmp_path):
+    from fleet import create_app
+    from tests.conftest import TEST_OVERRIDES, base_env
+
+    app = create_app(TEST_OVERRIDES, env=base_env(f"sqlite:///{tmp_path}/db.sqlite3"))
+    result = app.test_cli_runner().invoke(args=["jobs", "worker", "--burst"])
+    assert result.exit_code != 0
+    assert "REDIS_URL is not set" in result.output

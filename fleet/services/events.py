@@ -6,7 +6,7 @@ made it, so a transition and its event commit or roll back together.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -46,9 +46,11 @@ class Event:
     details: dict[str, Any] | None = None
 
     def row(self) -> dict[str, Any]:
-        values = asdict(self)
-        del values["uid"]
-        return values
+        # Not dataclasses.asdict: it deep-copies, which dominated large sweeps.
+        return {name: getattr(self, name) for name in _ROW_FIELDS}
+
+
+_ROW_FIELDS = tuple(f.name for f in fields(Event) if f.name != "uid")
 
 
 def status_event(
@@ -82,7 +84,9 @@ def record_events(events: list[Event]) -> None:
     """Insert the events in one statement; each is logged once its transaction commits."""
     if not events:
         return
-    db.session.execute(insert(DeviceEvent), [event.row() for event in events])
+    # Core executemany (pipelined by psycopg): measured faster than the ORM bulk
+    # path, RETURNING-driven insertmanyvalues, or multi-row VALUES for large sweeps.
+    db.session.execute(insert(DeviceEvent.__table__), [event.row() for event in events])
     db.session.info.setdefault(_UNLOGGED, []).extend(events)
 
 

@@ -161,10 +161,15 @@ def _apply_move(
 def _move_in_chunks(from_status: Status, to_status: Status, now: datetime) -> list[Change]:
     changes: list[Change] = []
     while True:
+        # Ids first, then an update by primary key: an `IN (SELECT ... LIMIT)` lets a
+        # planner with stale statistics re-run the subquery per row (seconds, not ms).
         chunk = select(Device.id).where(_due(from_status, to_status, now)).limit(CHUNK)
-        rows = _move(from_status, to_status, now, Device.id.in_(chunk.scalar_subquery()))
+        ids = list(db.session.execute(chunk).scalars())
+        if not ids:
+            return changes
+        rows = _move(from_status, to_status, now, Device.id.in_(ids))
         changes.extend(_change(row, from_status, to_status, now) for row in rows)
-        if len(rows) < CHUNK:
+        if len(ids) < CHUNK:
             return changes
 
 

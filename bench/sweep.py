@@ -13,24 +13,19 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 from datetime import timedelta
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from flask_migrate import upgrade
+from sqlalchemy import insert, select, update
 
-from flask_migrate import upgrade  # noqa: E402
-from sqlalchemy import insert, select, update  # noqa: E402
-
-from fleet import create_app  # noqa: E402
-from fleet import rules  # noqa: E402
-from fleet.extensions import db  # noqa: E402
-from fleet.models import Device  # noqa: E402
-from fleet.services.devices import fleet_defaults  # noqa: E402
-from fleet.services.sweep import enforce_timeouts  # noqa: E402
-from fleet.timeutil import utcnow  # noqa: E402
-from tests import servers  # noqa: E402
+from fleet import create_app, rules
+from fleet.extensions import db
+from fleet.models import Device
+from fleet.services.devices import fleet_defaults
+from fleet.services.sweep import enforce_timeouts
+from fleet.timeutil import utcnow
+from tests import servers
 
 SITES = [f"Site {n:03d}" for n in range(200)]
 

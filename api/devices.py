@@ -83,8 +83,8 @@ def register():
     deduct_when=was_refused,
 )
 def heartbeat():
-    snapshot = require_device()
+    device_id, token = require_device()
     body = parse_body(HeartbeatRequest)
     telemetry = devices.Telemetry(**body.model_dump())
-    result = devices.record_heartbeat(snapshot, telemetry, utcnow(), request.remote_addr)
+    result = devices.accept_heartbeat(device_id, token, telemetry, utcnow(), request.remote_addr)
     return jsonify(HeartbeatResponse(**vars(result)).model_dump(mode="json"))

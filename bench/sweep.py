@@ -16,51 +16,15 @@ import statistics
 import time
 from datetime import timedelta
 
-from flask_migrate import upgrade
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 
-from fleet import create_app, rules
+from bench.seeding import migrated_app, postgres_database, seed
+from fleet import rules
 from fleet.extensions import db
 from fleet.models import Device
 from fleet.services.devices import fleet_defaults
 from fleet.services.sweep import enforce_timeouts
 from fleet.timeutil import utcnow
-from tests import servers
-
-SITES = [f"Site {n:03d}" for n in range(200)]
-
-
-def seed(count: int) -> None:
-    """Insert `count` connected devices that beat a few seconds ago, in batches."""
-    now = utcnow()
-    thresholds = fleet_defaults()
-    for start in range(0, count, 10_000):
-        rows = []
-        for n in range(start, min(count, start + 10_000)):
-            beat = now - timedelta(seconds=n % 20)
-            deadlines = rules.deadlines_for(beat, thresholds)
-            rows.append(
-                {
-                    "uid": f"dev-{n:06d}",
-                    "name": f"Screen {n}",
-                    "site": SITES[n % len(SITES)],
-                    "token_hash": f"{n:064x}",
-                    "status": "connected",
-                    "status_reason": "seeded",
-                    "status_source": "device",
-                    "status_changed_at": beat,
-                    "revision": 0,
-                    "last_heartbeat_at": beat,
-                    "offline_due_at": deadlines.offline_at,
-                    "disconnect_due_at": deadlines.disconnect_at,
-                    "changed_at": beat,
-                    "created_at": beat,
-                }
-            )
-        db.session.execute(insert(Device), rows)
-        db.session.commit()
-    db.session.execute(db.text("ANALYZE device"))
-    db.session.commit()
 
 
 def make_due(count: int) -> None:
@@ -122,22 +86,13 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=100_000)
     parser.add_argument("--due", type=int, default=10_000)
     args = parser.parse_args()
-    server = None
-    url = os.environ.get("DATABASE_URL")
-    if not url:
-        server = servers.start_postgres()
-        url = server.create_database("pulseboard_bench")
-    try:
+    with postgres_database(os.environ.get("DATABASE_URL"), "pulseboard_bench") as url:
         run(url, args.devices, args.due)
-    finally:
-        if server:
-            server.stop()
 
 
 def run(url: str, devices: int, due: int) -> None:
-    app = create_app({"EMBEDDED_SWEEPER": False}, env={"DATABASE_URL": url, "LOG_LEVEL": "WARNING"})
+    app = migrated_app(url)
     with app.app_context():
-        upgrade()
         started = time.perf_counter()
         seed(devices)
         print(f"seeded {devices:,} devices in {time.perf_counter() - started:.1f} s")

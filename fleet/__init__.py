@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from fleet.config import load_config
 from fleet.extensions import csrf, db, limiter, login_manager, migrate
 from fleet.logs import configure_logging
+from fleet.services.token_cache import TokenCache
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,6 +46,7 @@ def _configure_extensions(app: Flask) -> None:
     # back to this process's memory until it returns.
     app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
+    app.extensions["pulseboard_tokens"] = TokenCache()
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     limiter.init_app(app)
@@ -55,7 +57,9 @@ def _configure_extensions(app: Flask) -> None:
 def _engine_options(config: Mapping[str, Any]) -> dict[str, Any]:
     if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         return {"connect_args": {"timeout": 30}}
-    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10}
+    # No pool_pre_ping: it costs a round trip per request. A connection that died
+    # with the server fails one request (503) and is replaced.
+    return {"pool_size": 10, "max_overflow": 10, "pool_recycle": 3600}
 
 
 @event.listens_for(Engine, "connect")

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Row, bindparam, insert, select, update
+from sqlalchemy import Row, bindparam, case, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from fleet import rules
@@ -23,6 +23,7 @@ from fleet.extensions import db
 from fleet.models import Device, TelemetrySample
 from fleet.rules import ReconnectState, Source, Status, Thresholds
 from fleet.services.events import Event, EventKind, record_events, status_event
+from fleet.services.token_cache import TokenCache
 from fleet.tokens import DEVICE_TOKEN_PREFIX, hash_token, hashes_match, new_token, secrets_match
 
 MAX_ATTEMPTS = 8
@@ -161,6 +162,74 @@ def record_heartbeat(
         db.session.rollback()
         snapshot = _read_snapshot(snapshot.id)
     raise Contention("the device is being updated concurrently; retry shortly")
+
+
+def accept_heartbeat(
+    device_id: int, token: str, telemetry: Telemetry, now: datetime, address: str | None = None
+) -> HeartbeatResult:
+    """A heartbeat from the holder of `token`, whose device the token cache named.
+
+    The common case (connected, nothing pending, no overrides, no sample due) is
+    one UPDATE; anything else, or a token rotated meanwhile, takes the
+    compare-and-set path of `record_heartbeat`.
+    """
+    token_hash = hash_token(token)
+    if _fast_heartbeat(device_id, token_hash, telemetry, now, address):
+        db.session.commit()
+        return HeartbeatResult(Status.CONNECTED, now, fleet_defaults().interval, False, 0)
+    snapshot = find_device_by_token(token)
+    if snapshot is None:
+        token_cache().forget(token_hash)
+        raise Unauthorized("missing, unknown or rotated device token")
+    return record_heartbeat(snapshot, telemetry, now, address)
+
+
+def _fast_heartbeat(
+    device_id: int, token_hash: str, telemetry: Telemetry, now: datetime, address: str | None
+) -> bool:
+    """The whole heartbeat as one conditional UPDATE; False when the device needs more."""
+    defaults = fleet_defaults()
+    reported = {key: value for key, value in asdict(telemetry).items() if value is not None}
+    visible = [
+        getattr(Device, key).is_distinct_from(reported[key])
+        for key in ("battery_level", "wifi_strength", "app_version")
+        if key in reported
+    ]
+    values: dict[str, Any] = {
+        "last_heartbeat_at": now,
+        "last_address": address,
+        **reported,
+        **deadline_values(now, defaults),
+    }
+    if visible:
+        values["changed_at"] = case((or_(*visible), now), else_=Device.changed_at)
+    sample_due_before = now - timedelta(seconds=current_app.config["TELEMETRY_SAMPLE_SECONDS"])
+    result = db.session.execute(
+        update(Device)
+        .where(
+            Device.id == device_id,
+            Device.token_hash == token_hash,
+            Device.status == Status.CONNECTED,
+            or_(Device.reconnect_state.is_(None), Device.reconnect_state != ReconnectState.PENDING),
+            Device.heartbeat_interval_seconds.is_(None),
+            Device.grace_period_seconds.is_(None),
+            Device.disconnect_after_seconds.is_(None),
+            Device.telemetry_sampled_at > sample_due_before,
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def token_cache() -> TokenCache:
+    """This app's cache of token hash -> device id."""
+    return current_app.extensions["pulseboard_tokens"]
+
+
+def authenticate_device(token: str) -> int | None:
+    """The id of the device holding `token` (cached per process), or None."""
+    return token_cache().device_id(hash_token(token))
 
 
 def _plan_heartbeat(
@@ -399,6 +468,7 @@ def _re_enrol(
         return False
     record_events(events)
     db.session.commit()
+    token_cache().forget(snapshot.token_hash)
     return True
 
 

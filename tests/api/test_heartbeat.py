@@ -207,6 +207,7 @@ class TestRateLimits:
 class TestReconnect:
     def test_it_delivers_a_reconnect_exactly_once(self, unlimited_client, make_device):
         device = make_device("kiosk-1")
+        beat(unlimited_client, device.token)  # a device in its steady rhythm
         devices.request_reconnect("kiosk-1", "ops@example.com", utcnow(), delay_seconds=7)
         first = beat(unlimited_client, device.token).json
         second = beat(unlimited_client, device.token).json
@@ -239,3 +240,33 @@ def test_it_never_stores_the_raw_token(client, enrol):
     ).scalar_one()
     assert count == 0
     assert db.session.execute(select(func.count()).select_from(DeviceEvent)).scalar_one() == 1
+
+
+class TestTokenCache:
+    def test_a_token_rotated_elsewhere_stops_working_at_once(self, unlimited_client, enrol):
+        token = enrol("kiosk-1")["token"]
+        assert beat(unlimited_client, token).status_code == 200  # now cached in this process
+        # Another server process re-enrols the device: only the database knows.
+        db.session.execute(
+            update(Device).where(Device.uid == "kiosk-1").values(token_hash="0" * 64)
+        )
+        db.session.commit()
+        response = beat(unlimited_client, token)
+        assert response.status_code == 401
+        assert response.json["error"]["code"] == "unauthorized"
+
+    def test_the_common_heartbeat_records_telemetry_and_deadlines(self, unlimited_client, enrol):
+        token = enrol("kiosk-1")["token"]
+        beat(unlimited_client, token, battery_level=70)  # first beat stores a telemetry sample
+        first = device_row("kiosk-1")
+        first_changed, first_beat = first.changed_at, first.last_heartbeat_at
+        beat(unlimited_client, token, battery_level=70, uptime_seconds=5)
+        same = device_row("kiosk-1")
+        assert same.changed_at == first_changed  # nothing a person would see changed
+        assert same.last_heartbeat_at > first_beat
+        assert same.offline_due_at == same.last_heartbeat_at + timedelta(seconds=60)
+        assert same.uptime_seconds == 5
+        beat(unlimited_client, token, battery_level=69)
+        changed = device_row("kiosk-1")
+        assert changed.changed_at == changed.last_heartbeat_at
+        assert changed.battery_level == 69

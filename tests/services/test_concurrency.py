@@ -51,9 +51,10 @@ def test_racing_writers_end_consistent_and_deliver_each_reconnect_once(app, make
         sent = 0
         while not stop.is_set() or sent < 20:
             uid = rng.choice(list(tokens))
-            snapshot = devices.find_device_by_token(tokens[uid])
+            token = tokens[uid]
+            device_id = devices.authenticate_device(token)
             db.session.rollback()
-            result = devices.record_heartbeat(snapshot, devices.Telemetry(), utcnow())
+            result = devices.accept_heartbeat(device_id, token, devices.Telemetry(), utcnow())
             if result.should_reconnect:
                 with lock:
                     deliveries[uid] += 1

@@ -95,6 +95,8 @@ def measure(name: str, target: str, env: dict, tokens: Path, args: argparse.Name
     try:
         run_wrk(port, 3, tokens, args)  # warm-up: connections, caches, JIT-free but lazy imports
         output = run_wrk(port, args.duration, tokens, args)
+        if os.environ.get("BENCH_DEBUG"):
+            print(output)
         rss = max(peak_rss_mb(pid) for pid in worker_pids(process.pid))
     finally:
         os.killpg(process.pid, signal.SIGTERM)

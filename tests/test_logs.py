@@ -31,6 +31,15 @@ def test_it_returns_a_request_id_on_every_response(client):
     assert first and second and first != second
 
 
+def test_it_gives_a_rate_limited_heartbeat_a_request_id_too(client, enrol):
+    token = enrol()["token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    client.post(HEARTBEAT, headers=headers)
+    limited = client.post(HEARTBEAT, headers=headers)
+    assert limited.status_code == 429
+    assert limited.headers["X-Request-ID"]
+
+
 def test_it_keeps_a_sane_request_id_from_the_caller(client):
     response = client.get("/healthz", headers={"X-Request-ID": "lb-7f3a9c21"})
     assert response.headers["X-Request-ID"] == "lb-7f3a9c21"

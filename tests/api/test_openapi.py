@@ -1,4 +1,7 @@
+from pydantic import BaseModel, Field
+
 from api.openapi import described_routes
+from api.spec import describe
 
 
 def test_it_serves_an_openapi_31_document_of_every_described_endpoint(client, app):
@@ -47,3 +50,30 @@ def test_it_renders_a_readable_docs_page_without_external_assets(client):
     assert "/api/devices/heartbeat" in page and "battery_level" in page
     assert "device token" in page
     assert "http://" not in page and "https://" not in page and "<script" not in page
+
+
+class DeviceQuery(BaseModel):
+    site: str | None = Field(default=None, description="Only devices at this site.")
+    page: int = Field(default=1, ge=1)
+
+
+def test_it_documents_any_described_view_with_its_path_query_and_scope(make_app):
+    app = make_app()
+
+    @app.get("/api/admin/things/<uid>")
+    @describe("Read a thing", query=DeviceQuery, auth="service:read", errors=(401, 403, 404))
+    def read_thing(uid):
+        return {}
+
+    operation = app.test_client().get("/api/openapi.json").json["paths"]["/api/admin/things/{uid}"]
+    spec = operation["get"]
+    assert spec["security"] == [{"serviceToken": ["read"]}]
+    parameters = {(item["name"], item["in"]): item for item in spec["parameters"]}
+    assert parameters[("uid", "path")]["required"] is True
+    assert parameters[("site", "query")]["description"] == "Only devices at this site."
+    assert parameters[("page", "query")]["schema"] == {
+        "default": 1,
+        "minimum": 1,
+        "type": "integer",
+    }
+    assert set(spec["responses"]) == {"200", "401", "403", "404"}

@@ -17,6 +17,12 @@ class RequestBody(BaseModel):
 
 
 class RegisterRequest(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"uid": "kiosk-0042", "name": "Lobby screen", "site": "berlin-hq"}]
+        }
+    )
+
     uid: str = Uid
     name: str | None = Field(default=None, max_length=200)
     site: str | None = Field(default=None, max_length=200)
@@ -25,6 +31,20 @@ class RegisterRequest(RequestBody):
 
 
 class RegisterResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "uid": "kiosk-0042",
+                    "token": "pbd_3q2-7Wx...",
+                    "created": True,
+                    "status": "connected",
+                    "heartbeat_interval_seconds": 30,
+                }
+            ]
+        }
+    )
+
     uid: str
     token: str = Field(description="Shown once; only its hash is stored.")
     created: bool
@@ -33,6 +53,19 @@ class RegisterResponse(BaseModel):
 
 
 class HeartbeatRequest(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "battery_level": 87.5,
+                    "wifi_strength": -61,
+                    "app_version": "4.2.1",
+                    "uptime_seconds": 86400,
+                }
+            ]
+        }
+    )
+
     battery_level: float | None = Field(default=None, ge=0, le=100)
     wifi_strength: int | None = Field(default=None, ge=-120, le=0, description="dBm")
     app_version: str | None = Field(default=None, max_length=64)
@@ -51,6 +84,20 @@ class HeartbeatRequest(RequestBody):
 
 
 class HeartbeatResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "connected",
+                    "server_time": "2026-11-28T12:00:00Z",
+                    "heartbeat_interval_seconds": 30,
+                    "should_reconnect": False,
+                    "reconnect_delay_seconds": 0,
+                }
+            ]
+        }
+    )
+
     status: str
     server_time: datetime
     heartbeat_interval_seconds: int

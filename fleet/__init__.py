@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 
 from fleet.config import load_config
 from fleet.extensions import csrf, db, limiter, login_manager, migrate
-from fleet.logs import configure_logging
+from fleet.logs import configure_logging, init_request_logging
 from fleet.services.token_cache import TokenCache
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +33,7 @@ def create_app(
     app.config.update(overrides or {})
     _configure_extensions(app)
     configure_logging(app.config["LOG_FORMAT"], app.config["LOG_LEVEL"])
+    init_request_logging(app)
     _register_blueprints(app)
     return app
 
@@ -77,9 +78,13 @@ def _register_blueprints(app: Flask) -> None:
     from api import bp as api_bp
     from api.errors import register_error_handlers
     from fleet.commands import register_cli
+    from fleet.health import mark_started
     from jobs import embedded
+    from ops import bp as ops_bp
 
     app.register_blueprint(api_bp)
+    app.register_blueprint(ops_bp)
+    mark_started(app)
     csrf.exempt(api_bp)
     register_error_handlers(app)
     register_cli(app)

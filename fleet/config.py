@@ -114,4 +114,5 @@ def load_config(env: Mapping[str, str], instance_path: str) -> dict[str, Any]:
         "EXTRA_MAX_BYTES": env_int(env, "EXTRA_MAX_BYTES", 4096, minimum=0),
         "LOG_FORMAT": env_str(env, "LOG_FORMAT", "console"),
         "LOG_LEVEL": env_str(env, "LOG_LEVEL", "INFO"),
+        "METRICS_TOKEN": env_str(env, "METRICS_TOKEN"),
     }

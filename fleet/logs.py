@@ -1,11 +1,86 @@
-"""Structured logging through structlog: readable console lines, or JSON lines."""
+"""Structured logging through structlog: readable console lines, or JSON lines.
+
+Every request gets an id (the caller's `X-Request-ID` when it is sane, else a
+fresh one), bound into the log context and echoed in the response header, and
+one access line. A redaction processor runs last before rendering, so no
+token, password or enrolment key reaches a log whichever code logged it.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
+import time
+import uuid
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
+from flask import Flask, Response, has_request_context, request
+
+REQUEST_ID_HEADER = "X-Request-ID"
+REDACTED = "[redacted]"
+
+# Keys whose values are secrets whatever they contain, compared lower-cased with - as _.
+SECRET_KEYS = frozenset(
+    {
+        "authorization",
+        "token",
+        "password",
+        "secret",
+        "secret_key",
+        "enrollment_key",
+        "x_enrollment_key",
+        "api_key",
+        "cookie",
+        "set_cookie",
+        "metrics_token",
+    }
+)
+# Secrets that may hide inside free text (an exception message, a URL), with their masks.
+_SECRET_PATTERNS = (
+    (re.compile(r"(?i)(bearer\s+)[^\s,;\"']+"), r"\1" + REDACTED),
+    (re.compile(r"\bpb[ds]_[A-Za-z0-9_-]{16,}"), REDACTED),  # device and service tokens
+    (re.compile(r"(://[^:/@\s]+:)[^@\s]+(@)"), r"\1" + REDACTED + r"\2"),  # URL password
+)
+_ID_KEY = "pulseboard.request_id"
+_STARTED_KEY = "pulseboard.request_started"
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
+
+access_log = structlog.get_logger("pulseboard.access")
+
+
+def _is_secret_key(key: str) -> bool:
+    normalised = key.lower().replace("-", "_")
+    return normalised in SECRET_KEYS or normalised.endswith(("_token", "_password", "_secret"))
+
+
+def scrub_text(text: str) -> str:
+    """The text with bearer tokens, Pulseboard tokens and URL passwords masked."""
+    for pattern, mask in _SECRET_PATTERNS:
+        text = pattern.sub(mask, text)
+    return text
+
+
+def _redact(value: Any) -> Any:
+    if isinstance(value, str):
+        return scrub_text(value)
+    if isinstance(value, dict):
+        return {
+            key: REDACTED if _is_secret_key(str(key)) else _redact(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_redact(item) for item in value]
+    return value
+
+
+def redact_secrets(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Any:
+    """A structlog processor: secret keys are replaced, secrets in text are masked."""
+    for key, value in list(event_dict.items()):
+        event_dict[key] = REDACTED if _is_secret_key(key) else _redact(value)
+    return event_dict
 
 
 def configure_logging(log_format: str, level: str) -> None:
@@ -33,6 +108,9 @@ def configure_logging(log_format: str, level: str) -> None:
             foreign_pre_chain=shared,
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                # Exceptions are rendered to text first so that their messages are scrubbed too.
+                structlog.processors.format_exc_info,
+                redact_secrets,
                 renderer,
             ],
         )
@@ -40,3 +118,58 @@ def configure_logging(log_format: str, level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+
+
+def request_id_from(header: str | None) -> str:
+    """The caller's request id when it is a plain token of sane length, else a fresh one."""
+    if header and _SANE_REQUEST_ID.match(header):
+        return header
+    return uuid.uuid4().hex
+
+
+def init_request_logging(app: Flask) -> None:
+    """Give every request an id in the log context and the response, and one access line."""
+    # First of all before-request hooks: the rate limiter's runs earlier than any
+    # registered later, and a 429 it raises must still carry an id and be logged.
+    app.before_request_funcs.setdefault(None, []).insert(0, _bind_request_id)
+    app.after_request(_log_access)
+    app.teardown_request(_unbind_request_id)
+
+
+def _bind_request_id() -> None:
+    # Kept in the WSGI environ, not on `g`: an app context (and its `g`) can
+    # outlive a request, as it does under the test client.
+    request.environ[_STARTED_KEY] = time.perf_counter()
+    request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
+    request.environ[_ID_KEY] = request_id
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+
+
+def current_request_id() -> str | None:
+    """The id of the request being handled, if any."""
+    return request.environ.get(_ID_KEY) if has_request_context() else None
+
+
+def _log_access(response: Response) -> Response:
+    if _ID_KEY not in request.environ:  # the request failed before any before-request hook ran
+        _bind_request_id()
+    response.headers[REQUEST_ID_HEADER] = request.environ[_ID_KEY]
+    access_log.info(
+        "request",
+        method=request.method,
+        path=request.path,
+        status=response.status_code,
+        duration_ms=round(elapsed_seconds() * 1000, 2),
+        remote_addr=request.remote_addr,
+    )
+    return response
+
+
+def elapsed_seconds() -> float:
+    """Seconds since the current request started."""
+    return time.perf_counter() - request.environ.get(_STARTED_KEY, time.perf_counter())
+
+
+def _unbind_request_id(_error: BaseException | None) -> None:
+    structlog.contextvars.clear_contextvars()

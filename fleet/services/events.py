@@ -15,6 +15,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from fleet import metrics
 from fleet.extensions import db
 from fleet.models import DeviceEvent
 
@@ -107,6 +108,8 @@ def _log_committed_events(session: Session) -> None:
             actor=event.actor,
             heartbeat_age_seconds=event.heartbeat_age_seconds,
         )
+        if event.kind == EventKind.STATUS:
+            metrics.record_transition(event.from_status, event.to_status, event.source)
 
 
 @sa_event.listens_for(Session, "after_rollback")

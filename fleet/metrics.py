@@ -1,0 +1,205 @@
+"""Prometheus metrics: counters kept by each process, fleet gauges read from the database.
+
+Counters and histograms live in the process that does the work. Under gunicorn
+each worker is a process of its own, so with `PROMETHEUS_MULTIPROC_DIR` set
+(see gunicorn.conf.py) they are written to files in that directory and a
+scrape of any worker sums them all. Gauges about the fleet (devices by status,
+the last sweep) are not per-process facts: they are read from the database at
+scrape time, with one GROUP BY and one indexed lookup.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import datetime
+
+import structlog
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import event as sa_event
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from fleet.extensions import db
+from fleet.models import Device, SweepRun
+from fleet.rules import Status
+
+log = structlog.get_logger("pulseboard.metrics")
+
+HEARTBEAT_RESULTS = ("accepted", "rate_limited", "unauthorized", "invalid", "error")
+
+HEARTBEATS = Counter(
+    "pulseboard_heartbeats_total",
+    "Heartbeat requests by result: accepted, rate_limited, unauthorized, invalid, error.",
+    ["result"],
+)
+TRANSITIONS = Counter(
+    "pulseboard_status_transitions_total",
+    "Device status transitions committed by this process, by from, to and source.",
+    ["from_status", "to_status", "source"],
+)
+PING_RESULTS = Counter(
+    "pulseboard_ping_results_total",
+    "External ping results, by whether they were applied and whether the device answered.",
+    ["applied", "reachable"],
+)
+REQUEST_LATENCY = Histogram(
+    "pulseboard_http_request_duration_seconds",
+    "Time to answer an HTTP request, by endpoint and method.",
+    ["endpoint", "method"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+REQUESTS = Counter(
+    "pulseboard_http_requests_total",
+    "HTTP requests answered, by endpoint, method and status code.",
+    ["endpoint", "method", "status"],
+)
+SWEEP_DURATION = Histogram(
+    "pulseboard_sweep_duration_seconds",
+    "Duration of the timeout sweeps run by this process.",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+SWEEP_TRANSITIONS = Counter(
+    "pulseboard_sweep_transitions_total",
+    "Status transitions made by the timeout sweeps run by this process.",
+)
+
+
+def heartbeat_result(status_code: int) -> str:
+    """The result label of a heartbeat answered with this HTTP status."""
+    if status_code < 300:
+        return "accepted"
+    if status_code == 429:
+        return "rate_limited"
+    if status_code in (401, 403):
+        return "unauthorized"
+    if status_code < 500:
+        return "invalid"
+    return "error"
+
+
+def record_heartbeat(status_code: int) -> None:
+    """Count one heartbeat request by its outcome."""
+    HEARTBEATS.labels(heartbeat_result(status_code)).inc()
+
+
+def record_transition(from_status: str | None, to_status: str | None, source: str) -> None:
+    """Count one committed status transition."""
+    TRANSITIONS.labels(from_status or "none", to_status or "none", source).inc()
+
+
+def record_ping_result(applied: bool, reachable: bool) -> None:
+    """Count one external ping result (call once per result, batch items included)."""
+    PING_RESULTS.labels(str(applied).lower(), str(reachable).lower()).inc()
+
+
+def record_request(endpoint: str, method: str, status_code: int, seconds: float) -> None:
+    """Count one HTTP request and observe its latency."""
+    REQUEST_LATENCY.labels(endpoint, method).observe(seconds)
+    REQUESTS.labels(endpoint, method, str(status_code)).inc()
+
+
+def record_sweep(duration_ms: float, transitions: int) -> None:
+    """Observe one timeout sweep's duration and count its transitions."""
+    SWEEP_DURATION.observe(duration_ms / 1000)
+    SWEEP_TRANSITIONS.inc(transitions)
+
+
+@sa_event.listens_for(SweepRun, "after_insert")
+def _count_sweep(_mapper: object, _connection: object, run: SweepRun) -> None:
+    # Whoever runs a sweep records a SweepRun row; counting here means no runner can forget.
+    if not run.skipped:
+        record_sweep(run.duration_ms, run.transitions)
+
+
+class FleetCollector(Collector):
+    """Gauges computed from the database when scraped."""
+
+    def __init__(self, counts: dict[str, int], last_sweep: SweepRun | None) -> None:
+        self.counts = counts
+        self.last_sweep = last_sweep
+
+    def collect(self) -> Iterator[Metric]:
+        devices = GaugeMetricFamily(
+            "pulseboard_devices", "Devices by current status.", labels=["status"]
+        )
+        for status in Status:
+            devices.add_metric([status.value], self.counts.get(status.value, 0))
+        yield devices
+        if self.last_sweep is None:
+            return
+        run = self.last_sweep
+        yield GaugeMetricFamily(
+            "pulseboard_sweep_last_run_timestamp_seconds",
+            "When the newest completed sweep started (Unix time), whichever process ran it.",
+            value=run.started_at.timestamp(),
+        )
+        yield GaugeMetricFamily(
+            "pulseboard_sweep_last_duration_seconds",
+            "Duration of the newest completed sweep.",
+            value=run.duration_ms / 1000,
+        )
+        yield GaugeMetricFamily(
+            "pulseboard_sweep_last_transitions",
+            "Status transitions made by the newest completed sweep.",
+            value=run.transitions,
+        )
+
+
+def devices_by_status() -> dict[str, int]:
+    """How many devices are in each status: one GROUP BY on an indexed column."""
+    rows = db.session.execute(select(Device.status, func.count()).group_by(Device.status))
+    return {status: count for status, count in rows}
+
+
+def last_sweep() -> SweepRun | None:
+    """The newest sweep that was not skipped, or None."""
+    return db.session.execute(
+        select(SweepRun)
+        .where(SweepRun.skipped.is_(False))
+        .order_by(SweepRun.started_at.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def last_sweep_at() -> datetime | None:
+    """When the newest sweep that was not skipped started."""
+    run = last_sweep()
+    return None if run is None else run.started_at
+
+
+def multiprocess_mode() -> bool:
+    """True when counters are shared through files, as under gunicorn."""
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+def render_latest() -> bytes:
+    """The text exposition of every metric: this host's processes, then the fleet gauges."""
+    if multiprocess_mode():
+        processes = CollectorRegistry()
+        multiprocess.MultiProcessCollector(processes)
+    else:
+        processes = REGISTRY
+    return generate_latest(processes) + _fleet_exposition()
+
+
+def _fleet_exposition() -> bytes:
+    # A database outage must not cost the scrape the counters that explain it.
+    try:
+        collector = FleetCollector(devices_by_status(), last_sweep())
+    except SQLAlchemyError as error:
+        db.session.rollback()
+        log.warning("fleet_metrics_unavailable", error=type(error).__name__)
+        return b""
+    fleet = CollectorRegistry(auto_describe=False)
+    fleet.register(collector)
+    return generate_latest(fleet)

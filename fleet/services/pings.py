@@ -5,20 +5,20 @@ and the result is answered as ignored. An unreachable result moves a stale but
 still connected device to temporarily_offline early (source `external_service`);
 a reachable result never connects a device, it is recorded as diagnosis.
 
-Each result is one short transaction: a conditional UPDATE that matches only if
-neither the device's revision nor its last heartbeat moved since it was judged.
-A heartbeat that commits first therefore makes the update miss, and the result
-is judged again against the fresh row, so it cannot undo that heartbeat.
+Every result is written by a conditional UPDATE that matches only if neither the
+device's revision nor its last heartbeat moved since it was judged. A heartbeat
+that commits first makes the update miss, and the result is judged again against
+the fresh row, so a ping can never undo a heartbeat.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import current_app
-from sqlalchemy import Row, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 
 from fleet import rules
 from fleet.errors import Contention, DeviceNotFound, FleetError
@@ -26,22 +26,47 @@ from fleet.extensions import db
 from fleet.models import Device
 from fleet.rules import Source, Status
 from fleet.services.devices import MAX_ATTEMPTS, thresholds_of
-from fleet.services.events import record_events, status_event
+from fleet.services.events import Event, record_events, status_event
+from fleet.timeutil import UTCDateTime
 
-SNAPSHOT_COLUMNS = (
-    Device.id,
-    Device.uid,
-    Device.status,
-    Device.revision,
-    Device.last_heartbeat_at,
-    Device.heartbeat_interval_seconds,
-    Device.grace_period_seconds,
-    Device.disconnect_after_seconds,
-)
 MAX_PAGE = 500
 
 REACHABLE = "reachable, app silent"
 UNREACHABLE = "unreachable"
+
+
+class Snapshot(NamedTuple):
+    """What judging a ping needs to know about a device."""
+
+    id: int
+    uid: str
+    status: str
+    revision: int
+    last_heartbeat_at: datetime | None
+    heartbeat_interval_seconds: int | None
+    grace_period_seconds: int | None
+    disconnect_after_seconds: int | None
+
+
+SNAPSHOT_COLUMNS = tuple(getattr(Device, name) for name in Snapshot._fields)
+
+# Built once: a batch runs these hundreds of times, and building an ORM statement
+# costs more than executing it. The SET clause comes from each call's parameters.
+_UNCHANGED = and_(
+    Device.id == bindparam("seen_id"),
+    Device.revision == bindparam("seen_revision"),
+    # A heartbeat to an already connected device does not bump the revision, so
+    # the heartbeat time is part of the condition too.
+    Device.last_heartbeat_at.is_not_distinct_from(bindparam("seen_heartbeat", type_=UTCDateTime())),
+)
+_WRITE_WAITING = update(Device).where(_UNCHANGED)
+# Skips a row another transaction holds instead of waiting for it (SQLite has no
+# row locks and drops the clause): never waiting while holding other rows, a
+# batch cannot deadlock with a sweep.
+_WRITE_SKIPPING = update(Device).where(
+    Device.id
+    == select(Device.id).where(_UNCHANGED).with_for_update(skip_locked=True).scalar_subquery()
+)
 
 
 @dataclass(frozen=True)
@@ -61,6 +86,13 @@ class PingOutcome:
     status_changed: bool = False
 
 
+@dataclass(frozen=True)
+class _Written:
+    outcome: PingOutcome
+    snapshot: Snapshot  # the device as it is after the write
+    event: Event | None = None
+
+
 def apply_ping(result: PingResult, now: datetime, actor: str | None = None) -> PingOutcome:
     """Apply one ping result; DeviceNotFound for an unknown uid."""
     outcome = apply_pings([result], now, actor)[0]
@@ -72,78 +104,101 @@ def apply_ping(result: PingResult, now: datetime, actor: str | None = None) -> P
 def apply_pings(
     results: list[PingResult], now: datetime, actor: str | None = None
 ) -> list[PingOutcome | FleetError]:
-    """Apply results in order, each in its own transaction; one answer (or error) per result.
+    """Apply results in order; one answer (or error) per result.
 
     1. Read every named device in one SELECT.
-    2. Per result: judge it with `rules.judge_ping`, then write the diagnosis (and any
-       status change with its event) by a conditional UPDATE, and commit.
-    3. When the UPDATE misses because a heartbeat or another writer got there first,
-       re-read that device and judge again.
+    2. In one transaction, judge each result with `rules.judge_ping` and write it by
+       a conditional UPDATE that skips a row another writer holds or changed since
+       the read; write the status events; commit once.
+    3. Apply each skipped result (and any later one for its device) alone: read the
+       device afresh, judge, write by a conditional UPDATE that may wait, commit.
     """
     uids = {result.uid for result in results}
-    rows = db.session.execute(select(*SNAPSHOT_COLUMNS).where(Device.uid.in_(uids))).all()
-    db.session.rollback()  # release the read snapshot before the per-item transactions
-    snapshots = {row.uid: row for row in rows}
-    answers: list[PingOutcome | FleetError] = []
-    for result in results:
+    rows = db.session.execute(select(*SNAPSHOT_COLUMNS).where(Device.uid.in_(uids)))
+    snapshots = {row.uid: Snapshot(*row) for row in rows}
+    answers: list[PingOutcome | FleetError | None] = [None] * len(results)
+    events: list[Event] = []
+    deferred: set[str] = set()
+    for index, result in enumerate(results):
         snapshot = snapshots.get(result.uid)
         if snapshot is None:
-            missing = DeviceNotFound(f"no device with uid {result.uid!r}", {"uid": result.uid})
-            answers.append(missing)
+            answers[index] = _not_found(result.uid)
             continue
-        try:
-            outcome, snapshots[result.uid] = _apply_one(snapshot, result, now, actor)
-        except FleetError as error:
-            db.session.rollback()
-            answers.append(error)
+        written = None if result.uid in deferred else _try_apply(snapshot, result, now, actor)
+        if written is None:
+            deferred.add(result.uid)
             continue
-        answers.append(outcome)
-    return answers
+        answers[index], snapshots[result.uid] = written.outcome, written.snapshot
+        events.extend([written.event] if written.event else [])
+    record_events(events)
+    db.session.commit()
+    return [
+        _apply_alone(result, now, actor) if answer is None else answer
+        for result, answer in zip(results, answers, strict=True)
+    ]
 
 
-def _apply_one(
-    snapshot: Row, result: PingResult, now: datetime, actor: str | None
-) -> tuple[PingOutcome, Row]:
+def _not_found(uid: str) -> DeviceNotFound:
+    return DeviceNotFound(f"no device with uid {uid!r}", {"uid": uid})
+
+
+def _apply_alone(result: PingResult, now: datetime, actor: str | None) -> PingOutcome | FleetError:
     for _ in range(MAX_ATTEMPTS):
-        thresholds = thresholds_of(snapshot)
-        verdict = rules.judge_ping(
-            now, snapshot.last_heartbeat_at, thresholds, Status(snapshot.status), result.reachable
-        )
-        if not verdict.applied:
-            return PingOutcome(snapshot.uid, False, verdict.reason, snapshot.status), snapshot
-        values = _diagnosis_values(result, now)
-        events = []
-        if verdict.new_status is not None:
-            values.update(
-                status=verdict.new_status,
-                status_reason=verdict.reason,
-                status_source=Source.EXTERNAL_SERVICE,
-                status_changed_at=now,
-                revision=snapshot.revision + 1,
-            )
-            age = rules.heartbeat_age(now, snapshot.last_heartbeat_at)
-            events.append(
-                status_event(
-                    snapshot.id,
-                    snapshot.uid,
-                    snapshot.status,
-                    verdict.new_status,
-                    reason=verdict.reason,
-                    source=Source.EXTERNAL_SERVICE,
-                    now=now,
-                    age=age,
-                    actor=actor,
-                )
-            )
-        if _write_if_unchanged(snapshot, values):
-            record_events(events)
+        row = db.session.execute(
+            select(*SNAPSHOT_COLUMNS).where(Device.uid == result.uid)
+        ).one_or_none()
+        if row is None:
+            return _not_found(result.uid)
+        written = _try_apply(Snapshot(*row), result, now, actor, wait=True)
+        if written is not None:
+            record_events([written.event] if written.event else [])
             db.session.commit()
-            status = verdict.new_status or snapshot.status
-            changed = verdict.new_status is not None
-            return PingOutcome(snapshot.uid, True, verdict.reason, status, changed), snapshot
+            return written.outcome
         db.session.rollback()
-        snapshot = _read_snapshot(snapshot.id)
-    raise Contention("the device is being updated concurrently; retry shortly")
+    return Contention("the device is being updated concurrently; retry shortly")
+
+
+def _try_apply(
+    snapshot: Snapshot, result: PingResult, now: datetime, actor: str | None, wait: bool = False
+) -> _Written | None:
+    """Judge and write one result; None when the device moved on since `snapshot` was read."""
+    verdict = rules.judge_ping(
+        now,
+        snapshot.last_heartbeat_at,
+        thresholds_of(snapshot),
+        Status(snapshot.status),
+        result.reachable,
+    )
+    if not verdict.applied:
+        return _Written(PingOutcome(snapshot.uid, False, verdict.reason, snapshot.status), snapshot)
+    values = _diagnosis_values(result, now)
+    if verdict.new_status is None:
+        if not _write_if_unchanged(snapshot, values, wait):
+            return None
+        return _Written(PingOutcome(snapshot.uid, True, verdict.reason, snapshot.status), snapshot)
+    after = snapshot._replace(status=verdict.new_status, revision=snapshot.revision + 1)
+    values.update(
+        status=after.status,
+        status_reason=verdict.reason,
+        status_source=Source.EXTERNAL_SERVICE,
+        status_changed_at=now,
+        revision=after.revision,
+    )
+    if not _write_if_unchanged(snapshot, values, wait):
+        return None
+    outcome = PingOutcome(snapshot.uid, True, verdict.reason, after.status, True)
+    event = status_event(
+        snapshot.id,
+        snapshot.uid,
+        snapshot.status,
+        after.status,
+        reason=verdict.reason,
+        source=Source.EXTERNAL_SERVICE,
+        now=now,
+        age=rules.heartbeat_age(now, snapshot.last_heartbeat_at),
+        actor=actor,
+    )
+    return _Written(outcome, after, event)
 
 
 def _diagnosis_values(result: PingResult, now: datetime) -> dict[str, Any]:
@@ -158,28 +213,16 @@ def _diagnosis_values(result: PingResult, now: datetime) -> dict[str, Any]:
     }
 
 
-def _write_if_unchanged(snapshot: Row, values: dict[str, Any]) -> bool:
-    """Update only if neither the state (revision) nor the heartbeat moved since we read."""
-    # A heartbeat to an already connected device does not bump the revision, so
-    # the heartbeat time is part of the condition too.
-    result = db.session.execute(
-        update(Device)
-        .where(
-            Device.id == snapshot.id,
-            Device.revision == snapshot.revision,
-            Device.last_heartbeat_at.is_not_distinct_from(snapshot.last_heartbeat_at),
-        )
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
+def _write_if_unchanged(snapshot: Snapshot, values: dict[str, Any], wait: bool) -> bool:
+    """Update only if neither the state (revision) nor the heartbeat moved since the read."""
+    seen = {
+        "seen_id": snapshot.id,
+        "seen_revision": snapshot.revision,
+        "seen_heartbeat": snapshot.last_heartbeat_at,
+    }
+    statement = _WRITE_WAITING if wait else _WRITE_SKIPPING
+    result = db.session.connection().execute(statement, {**values, **seen})
     return result.rowcount == 1
-
-
-def _read_snapshot(device_id: int) -> Row:
-    row = db.session.execute(select(*SNAPSHOT_COLUMNS).where(Device.id == device_id)).one_or_none()
-    if row is None:
-        raise DeviceNotFound("device no longer exists")
-    return row
 
 
 # --- whom to ping ----------------------------------------------------------------

@@ -2,7 +2,7 @@ import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, select, text
 
 from fleet.errors import DeviceNotFound
 from fleet.extensions import db
@@ -189,6 +189,31 @@ def test_a_heartbeat_landing_between_judgement_and_write_wins(app, make_device):
         None,
     )
     assert events_of("kiosk-1") == []
+
+
+def test_a_device_row_held_by_another_writer_is_applied_once_released(make_device):
+    make_device("held", now=T0)
+    make_device("free", now=T0)
+    engine, locked, release = db.engine, threading.Event(), threading.Event()
+
+    def hold_row():
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE device SET name = 'held' WHERE uid = 'held'"))
+            locked.set()
+            release.wait(5)
+
+    holder = threading.Thread(target=hold_row)
+    holder.start()
+    assert locked.wait(5)
+    threading.Timer(0.3, release.set).start()
+    answers = apply_pings([result("held"), result("free")], at(100))
+    holder.join()
+    assert [(a.uid, a.applied, a.status) for a in answers] == [
+        ("held", True, "temporarily_offline"),
+        ("free", True, "temporarily_offline"),
+    ]
+    assert events_of("held") == [("connected", "temporarily_offline", "external_service")]
+    assert device_row("held").name == "held"
 
 
 # --- whom to ping -----------------------------------------------------------------

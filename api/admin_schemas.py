@@ -1,0 +1,217 @@
+"""Schemas of the admin APIs (ping coordination and integrations), declared once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from api.schemas import RequestBody, Uid
+from fleet import rules
+from fleet.services.pings import MAX_PAGE, ping_diagnosis
+
+MAX_BATCH = 500
+StatusName = Literal["connected", "temporarily_offline", "disconnected"]
+
+
+class QueryString(BaseModel):
+    # Query strings are text, so numbers and booleans are parsed leniently
+    # ("2", "true"); unknown parameters are ignored like unknown body fields.
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+
+# --- ping coordination ----------------------------------------------------------
+
+
+class NeedingPingQuery(QueryString):
+    limit: int = Field(default=100, ge=1, le=MAX_PAGE)
+    after: str | None = Field(
+        default=None, max_length=128, description="The `next_after` of the previous page."
+    )
+
+
+class PingTargetOut(BaseModel):
+    uid: str
+    address: str = Field(description="The last address the device's requests came from.")
+    status: str
+    last_heartbeat_at: datetime | None
+    last_ping_reachable: bool | None
+    last_ping_checked_at: datetime | None
+
+
+class NeedingPingResponse(BaseModel):
+    items: list[PingTargetOut]
+    next_after: str | None = Field(description="Pass as `after` for the next page; null at the end")
+
+
+class PingRequest(RequestBody):
+    uid: str = Uid
+    reachable: bool
+    latency_ms: float | None = Field(default=None, ge=0, le=3_600_000)
+    # Sent as text in JSON, so this one field is parsed leniently; it must carry a zone.
+    checked_at: AwareDatetime | None = Field(
+        default=None, strict=False, description="When the check ran; defaults to receipt."
+    )
+
+
+class PingOutcomeOut(BaseModel):
+    uid: str
+    applied: bool
+    outcome: Literal["applied", "ignored"]
+    reason: str
+    status: str
+    status_changed: bool
+
+
+class PingBatchRequest(RequestBody):
+    # Items are validated one by one by the view, so a bad item is answered in place.
+    results: list[Any] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class PingBatchItemError(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class PingBatchItem(BaseModel):
+    index: int
+    uid: str | None
+    outcome: Literal["applied", "ignored", "error"]
+    applied: bool
+    reason: str | None = None
+    status: str | None = None
+    status_changed: bool = False
+    error: PingBatchItemError | None = None
+
+
+class PingBatchResponse(BaseModel):
+    results: list[PingBatchItem]
+    applied: int
+    ignored: int
+    errors: int
+
+
+# --- integrations -------------------------------------------------------------
+
+
+class DeviceListQuery(QueryString):
+    status: StatusName | None = None
+    site: str | None = Field(default=None, max_length=200)
+    flapping: bool | None = None
+    q: str | None = Field(default=None, max_length=200)
+    sort: Literal["status", "last_heartbeat", "stalest", "uid", "site", "transitions"] = "status"
+    page: int = Field(default=1, ge=1)
+    per_page: int = Field(default=50, ge=1, le=MAX_PAGE)
+
+
+class TelemetryOut(BaseModel):
+    battery_level: float | None
+    wifi_strength: int | None
+    app_version: str | None
+    uptime_seconds: int | None
+    extra: dict[str, Any] | None
+
+
+class PingDiagnosisOut(BaseModel):
+    diagnosis: str | None = Field(
+        description='"reachable, app silent" or "unreachable"; null if none since the heartbeat'
+    )
+    reachable: bool | None
+    latency_ms: float | None
+    checked_at: datetime | None
+    received_at: datetime | None
+
+
+class ReconnectOut(BaseModel):
+    state: Literal["pending", "delivered", "expired"] | None
+    requested_at: datetime | None
+    requested_by: str | None
+    delay_seconds: int | None
+    expires_at: datetime | None
+    delivered_at: datetime | None
+
+
+class DeviceOut(BaseModel):
+    uid: str
+    name: str | None
+    site: str | None
+    status: str
+    status_reason: str
+    status_source: str
+    status_changed_at: datetime
+    last_heartbeat_at: datetime | None
+    heartbeat_age_seconds: float | None
+    last_address: str | None
+    telemetry: TelemetryOut
+    ping: PingDiagnosisOut
+    reconnect: ReconnectOut
+    flapping: bool
+    flap_count: int = Field(description="Status events in the flapping window.")
+
+
+class DeviceListResponse(BaseModel):
+    items: list[DeviceOut]
+    total: int
+    page: int
+    per_page: int
+    pages: int
+
+
+class ReconnectRequest(RequestBody):
+    delay_seconds: int | None = Field(
+        default=None, ge=0, le=3600, description="Defaults to RECONNECT_DELAY_SECONDS."
+    )
+
+
+class ReconnectResponse(BaseModel):
+    uid: str
+    reconnect: ReconnectOut
+
+
+def reconnect_out(device: Any, now: datetime) -> ReconnectOut:
+    """A device's reconnect state as staff see it (a pending request past its TTL is expired)."""
+    state = rules.reconnect_state_at(now, device.reconnect_state, device.reconnect_expires_at)
+    return ReconnectOut(
+        state=None if state is None else state.value,
+        requested_at=device.reconnect_requested_at,
+        requested_by=device.reconnect_requested_by,
+        delay_seconds=device.reconnect_delay_seconds,
+        expires_at=device.reconnect_expires_at,
+        delivered_at=device.reconnect_delivered_at,
+    )
+
+
+def device_out(device: Any, flaps: int, flap_threshold: int, now: datetime) -> DeviceOut:
+    """The integration API's view of one device."""
+    age = rules.heartbeat_age(now, device.last_heartbeat_at)
+    return DeviceOut(
+        uid=device.uid,
+        name=device.name,
+        site=device.site,
+        status=device.status,
+        status_reason=device.status_reason,
+        status_source=device.status_source,
+        status_changed_at=device.status_changed_at,
+        last_heartbeat_at=device.last_heartbeat_at,
+        heartbeat_age_seconds=None if age is None else round(age, 3),
+        last_address=device.last_address,
+        telemetry=TelemetryOut(
+            battery_level=device.battery_level,
+            wifi_strength=device.wifi_strength,
+            app_version=device.app_version,
+            uptime_seconds=device.uptime_seconds,
+            extra=device.extra,
+        ),
+        ping=PingDiagnosisOut(
+            diagnosis=ping_diagnosis(device),
+            reachable=device.ping_reachable,
+            latency_ms=device.ping_latency_ms,
+            checked_at=device.ping_checked_at,
+            received_at=device.ping_received_at,
+        ),
+        reconnect=reconnect_out(device, now),
+        flapping=flaps >= flap_threshold,
+        flap_count=flaps,
+    )

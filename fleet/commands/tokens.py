@@ -1,0 +1,72 @@
+"""`flask tokens ...`: service tokens for the admin APIs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import click
+from flask.cli import AppGroup
+
+from fleet.errors import FleetError
+from fleet.services import service_tokens
+from fleet.timeutil import utcnow
+
+tokens_cli = AppGroup("tokens", help="Create, revoke and list service tokens.")
+
+
+@tokens_cli.command("create")
+@click.argument("name")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    required=True,
+    type=click.Choice(service_tokens.SCOPES),
+    help="What the token may do; repeat for several.",
+)
+def create_token_command(name: str, scopes: tuple[str, ...]) -> None:
+    """Create a service token; it is printed alone on the last line, once."""
+    try:
+        token = service_tokens.create_token(name, scopes, utcnow())
+    except FleetError as error:
+        raise click.ClickException(error.message) from None
+    click.echo(f"Service token {name} created with scopes {', '.join(scopes)}. Shown once:")
+    click.echo(token)
+
+
+@tokens_cli.command("revoke")
+@click.argument("name")
+def revoke_token_command(name: str) -> None:
+    """Revoke a service token; requests carrying it get 401 from now on."""
+    try:
+        info = service_tokens.revoke_token(name, utcnow())
+    except FleetError as error:
+        raise click.ClickException(error.message) from None
+    click.echo(f"Service token {info.name} revoked at {_when(info.revoked_at)}.")
+
+
+@tokens_cli.command("list")
+def list_tokens_command() -> None:
+    """List service tokens: name, scopes, created, last used, revoked."""
+    rows = [
+        (
+            info.name,
+            ",".join(info.scopes),
+            _when(info.created_at),
+            _when(info.last_used_at),
+            _when(info.revoked_at),
+        )
+        for info in service_tokens.list_tokens()
+    ]
+    if not rows:
+        click.echo("No service tokens.")
+        return
+    header = ("NAME", "SCOPES", "CREATED", "LAST USED", "REVOKED")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        click.echo("  ".join(cells).rstrip())
+
+
+def _when(moment: datetime | None) -> str:
+    return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%SZ")

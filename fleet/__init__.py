@@ -72,9 +72,11 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
 def _register_blueprints(app: Flask) -> None:
     from api import bp as api_bp
     from api.errors import register_error_handlers
+    from dashboard import bp as dashboard_bp
     from fleet.commands import register_cli
 
     app.register_blueprint(api_bp)
+    app.register_blueprint(dashboard_bp)
     csrf.exempt(api_bp)
     register_error_handlers(app)
     register_cli(app)

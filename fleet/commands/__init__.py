@@ -8,5 +8,7 @@ from flask import Flask
 def register_cli(app: Flask) -> None:
     """Attach every command group to the app."""
     from fleet.commands.devices import devices_cli
+    from fleet.commands.users import users_cli
 
     app.cli.add_command(devices_cli)
+    app.cli.add_command(users_cli)

@@ -139,10 +139,14 @@ def list_devices(view: DeviceFilter, now: datetime) -> DevicePage:
     return DevicePage([(row[0], row.flaps) for row in rows], total, page, per_page, flap)
 
 
-def matching_device_ids(view: DeviceFilter, now: datetime) -> list[int]:
-    """Every device id matching the view's filters (all pages), for bulk actions."""
+def matching_device_ids(
+    view: DeviceFilter, now: datetime, among: list[int] | None = None
+) -> list[int]:
+    """Every device id matching the view's filters (all pages, or only `among`)."""
     flap = flap_settings()
     query, _ = _base(view, now, flap)
+    if among is not None:
+        query = query.where(Device.id.in_(among))
     subquery = query.subquery()
     return list(db.session.execute(select(subquery.c.id)).scalars())
 
@@ -176,3 +180,30 @@ def flap_count(device_id: int, now: datetime) -> int:
             DeviceEvent.created_at >= flap.since(now),
         )
     ).scalar_one()
+
+
+def changed_device_ids(since: datetime, limit: int) -> list[int]:
+    """Devices with a visible change after `since` (at most `limit`), by the changed_at index."""
+    return list(
+        db.session.execute(
+            select(Device.id).where(Device.changed_at > since).limit(limit)
+        ).scalars()
+    )
+
+
+def devices_with_flaps(device_ids: list[int], now: datetime) -> list[tuple[Device, int]]:
+    """These devices, each with its status events in the flap window."""
+    if not device_ids:
+        return []
+    query, _ = _base(DeviceFilter(), now, flap_settings())
+    rows = db.session.execute(query.where(Device.id.in_(device_ids)).order_by(Device.id)).all()
+    return [(row[0], row.flaps) for row in rows]
+
+
+def site_names() -> list[str]:
+    """Every site with at least one device, for filter menus."""
+    return list(
+        db.session.execute(
+            select(Device.site).where(Device.site.is_not(None)).distinct().order_by(Device.site)
+        ).scalars()
+    )

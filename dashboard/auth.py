@@ -43,11 +43,12 @@ def _configure_sessions(state: BlueprintSetupState) -> None:
     config = state.app.config
     production = config.get("PULSEBOARD_ENV") == "production"
     for prefix in ("SESSION", "REMEMBER"):
-        config.setdefault(f"{prefix}_COOKIE_HTTPONLY", True)
-        config.setdefault(f"{prefix}_COOKIE_SAMESITE", "Lax")
+        # Flask ships these keys with lax defaults, so they are set, not defaulted.
+        config[f"{prefix}_COOKIE_HTTPONLY"] = True
+        config[f"{prefix}_COOKIE_SAMESITE"] = "Lax"
         # Production is served over HTTPS (behind the load balancer), so the
         # cookie must never travel in clear.
-        config.setdefault(f"{prefix}_COOKIE_SECURE", production)
+        config[f"{prefix}_COOKIE_SECURE"] = production
     login_manager.login_view = "dashboard.login"
     login_manager.login_message = None
 

@@ -40,9 +40,8 @@ def test_it_serves_only_the_summary_to_htmx_and_varies_on_it(client, login, make
     make_device("alpha")
     full = client.get("/devices/alpha")
     fragment = client.get("/devices/alpha", headers={"HX-Request": "true"})
-    assert full.headers["Vary"] == fragment.headers["Vary"] == "Cookie, HX-Request" or (
-        "HX-Request" in full.headers["Vary"] and "HX-Request" in fragment.headers["Vary"]
-    )
+    assert "HX-Request" in full.headers["Vary"]
+    assert "HX-Request" in fragment.headers["Vary"]
     body = fragment.get_data(as_text=True)
     assert body.lstrip().startswith('<section id="summary"')
     assert "<html" not in body

@@ -170,11 +170,14 @@ def telemetry_series(device_id: int, start: datetime, end: datetime) -> Series:
     span = (end - start).total_seconds()
 
     def points(values: list[tuple[datetime, float | None]], low: float, high: float) -> str:
+        known = [(at, value) for at, value in values if value is not None]
+        if known:
+            # The last reading holds until now: a line, even from a single sample.
+            known.append((end, known[-1][1]))
         return " ".join(
             f"{(at - start).total_seconds() / span * 100:.2f},"
             f"{100 - (min(max(value, low), high) - low) / (high - low) * 100:.2f}"
-            for at, value in values
-            if value is not None
+            for at, value in known
         )
 
     battery = [(row.recorded_at, row.battery_level) for row in rows]

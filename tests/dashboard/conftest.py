@@ -26,9 +26,7 @@ def csrf_token(client: FlaskClient, path: str = "/login") -> str:
 
 def log_in(client: FlaskClient, email: str, password: str = PASSWORD):
     token = csrf_token(client)
-    return client.post(
-        "/login", data={"email": email, "password": password, "csrf_token": token}
-    )
+    return client.post("/login", data={"email": email, "password": password, "csrf_token": token})
 
 
 @pytest.fixture

@@ -74,7 +74,9 @@ def test_it_refuses_a_post_without_the_csrf_token(client, login, make_device):
     response = client.post("/devices/kiosk-1/reconnect")
     assert response.status_code == 400
     assert device_row("kiosk-1").reconnect_state is None
-    assert client.post("/login", data={"email": "x@example.com", "password": "x"}).status_code == 400
+    assert (
+        client.post("/login", data={"email": "x@example.com", "password": "x"}).status_code == 400
+    )
 
 
 def test_it_sets_a_httponly_samesite_session_cookie(client, make_user):

@@ -46,7 +46,10 @@ def test_it_keeps_filters_search_and_sort_in_the_url(client, login, make_device)
     login("viewer")
     three_tiers(make_device)
     assert rows(html(client.get("/?status=disconnected"))) == ["disconnected"]
-    assert rows(html(client.get("/?site=Paris&sort=uid"))) == ["temporarily_offline", "disconnected"]
+    assert rows(html(client.get("/?site=Paris&sort=uid"))) == [
+        "temporarily_offline",
+        "disconnected",
+    ]
     assert rows(html(client.get("/?q=lobby"))) == ["connected"]
     page = html(client.get("/?status=nonsense&sort=nonsense&page=x"))
     assert len(rows(page)) == 3
@@ -111,9 +114,7 @@ def test_it_answers_a_poll_with_nothing_when_nothing_changed(client, login, make
     assert response.get_data() == b""
 
 
-def test_it_polls_only_the_shown_devices_that_changed_plus_the_counters(
-    client, login, make_device
-):
+def test_it_polls_only_the_shown_devices_that_changed_plus_the_counters(client, login, make_device):
     login("viewer")
     old = T0 - timedelta(minutes=10)
     alpha = make_device("alpha", now=old)

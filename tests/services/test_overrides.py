@@ -15,7 +15,7 @@ def test_it_moves_the_deadlines_so_the_sweep_uses_the_new_thresholds(make_device
     make_device("alpha", now=T0)
     set_overrides("alpha", Overrides(disconnect_after_seconds=100), "admin@example.com", T0)
     enforce_timeouts(T0 + timedelta(seconds=101))
-    assert events_of("alpha")[-1] == ("temporarily_offline", "disconnected", "system")
+    assert events_of("alpha")[-1] == ("connected", "disconnected", "system")
     set_overrides(
         "alpha",
         Overrides(heartbeat_interval_seconds=600, disconnect_after_seconds=900),

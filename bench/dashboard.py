@@ -1,6 +1,6 @@
 """Dashboard benchmark: server time for the fleet page and its poll at 10,000 devices.
 
-    .venv/bin/python bench/dashboard.py [--devices 10000] [--runs 30]
+    .venv/bin/python -m bench.dashboard [--devices 10000] [--runs 30]
 
 Seeds a fresh SQLite file (or the empty database in DATABASE_URL, migrated
 first), logs in through the Flask test client and times, server-side:
@@ -19,10 +19,7 @@ import sys
 import tempfile
 import time
 from datetime import timedelta
-from pathlib import Path
 from urllib.parse import quote
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from flask_migrate import upgrade
 from sqlalchemy import func, insert, select, update

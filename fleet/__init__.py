@@ -77,6 +77,7 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
 def _register_blueprints(app: Flask) -> None:
     from api import bp as api_bp
     from api.errors import register_error_handlers
+    from dashboard import bp as dashboard_bp
     from fleet.commands import register_cli
     from fleet.health import mark_started
     from jobs import embedded
@@ -84,6 +85,7 @@ def _register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(api_bp)
     app.register_blueprint(ops_bp)
+    app.register_blueprint(dashboard_bp)
     mark_started(app)
     csrf.exempt(api_bp)
     register_error_handlers(app)

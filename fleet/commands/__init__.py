@@ -11,8 +11,10 @@ def register_cli(app: Flask) -> None:
     from fleet.commands.doctor import doctor_command
     from fleet.commands.jobs import jobs_cli
     from fleet.commands.tokens import tokens_cli
+    from fleet.commands.users import users_cli
 
     app.cli.add_command(devices_cli)
     app.cli.add_command(doctor_command)
     app.cli.add_command(jobs_cli)
     app.cli.add_command(tokens_cli)
+    app.cli.add_command(users_cli)

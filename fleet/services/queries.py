@@ -96,11 +96,9 @@ def _conditions(view: DeviceFilter, flaps: Any, flap: FlapSettings, now: datetim
                 func.lower(Device.site).like(pattern),
             )
         )
-    count = func.coalesce(flaps.c.flaps, 0)
-    if view.flapping is True:
-        conditions.append(count >= flap.threshold)
-    elif view.flapping is False:
-        conditions.append(count < flap.threshold)
+    if view.flapping is not None:
+        count = func.coalesce(flaps.c.flaps, 0)
+        conditions.append(count >= flap.threshold if view.flapping else count < flap.threshold)
     if view.reconnect_pending:
         conditions.append(pending_reconnect(now))
     return conditions
@@ -110,20 +108,23 @@ def pending_reconnect(now: datetime) -> ColumnElement[bool]:
     return and_(Device.reconnect_state == ReconnectState.PENDING, Device.reconnect_expires_at > now)
 
 
-def _base(view: DeviceFilter, now: datetime, flap: FlapSettings) -> tuple[Select, Any]:
-    flaps = flap_counts_subquery(now, flap)
-    query = (
-        select(Device, func.coalesce(flaps.c.flaps, 0).label("flaps"))
-        .outerjoin(flaps, flaps.c.device_id == Device.id)
-        .where(*_conditions(view, flaps, flap, now))
-    )
-    return query, flaps
-
-
 def _order(query: Select, view: DeviceFilter, flaps: Any) -> Select:
     if view.sort == "transitions":
         return query.order_by(func.coalesce(flaps.c.flaps, 0).desc(), Device.uid)
     return query.order_by(*SORTS.get(view.sort) or SORTS["status"])
+
+
+def _filtered_ids(view: DeviceFilter, now: datetime, flap: FlapSettings) -> tuple[Select, Any]:
+    """Ids of the devices matching the view; joins the flap counts only when the view needs them."""
+    if view.flapping is None and view.sort != "transitions":
+        return select(Device.id).where(*_conditions(view, None, flap, now)), None
+    flaps = flap_counts_subquery(now, flap)
+    query = (
+        select(Device.id)
+        .outerjoin(flaps, flaps.c.device_id == Device.id)
+        .where(*_conditions(view, flaps, flap, now))
+    )
+    return query, flaps
 
 
 def list_devices(view: DeviceFilter, now: datetime) -> DevicePage:
@@ -131,20 +132,24 @@ def list_devices(view: DeviceFilter, now: datetime) -> DevicePage:
     flap = flap_settings()
     per_page = max(1, min(view.per_page, MAX_PER_PAGE))
     page = max(1, view.page)
-    query, flaps = _base(view, now, flap)
+    query, flaps = _filtered_ids(view, now, flap)
     total = db.session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-    rows = db.session.execute(
+    # Sort narrow rows (ids only), then load the page's devices: at 10,000
+    # devices, sorting whole rows costs several times more.
+    ids = db.session.execute(
         _order(query, view, flaps).limit(per_page).offset((page - 1) * per_page)
-    ).all()
-    return DevicePage([(row[0], row.flaps) for row in rows], total, page, per_page, flap)
+    ).scalars()
+    return DevicePage(devices_with_flaps(list(ids), now), total, page, per_page, flap)
 
 
-def matching_device_ids(view: DeviceFilter, now: datetime) -> list[int]:
-    """Every device id matching the view's filters (all pages), for bulk actions."""
-    flap = flap_settings()
-    query, _ = _base(view, now, flap)
-    subquery = query.subquery()
-    return list(db.session.execute(select(subquery.c.id)).scalars())
+def matching_device_ids(
+    view: DeviceFilter, now: datetime, among: list[int] | None = None
+) -> list[int]:
+    """Every device id matching the view's filters (all pages, or only `among`)."""
+    query, _ = _filtered_ids(view, now, flap_settings())
+    if among is not None:
+        query = query.where(Device.id.in_(among))
+    return list(db.session.execute(query).scalars())
 
 
 def fleet_counts(now: datetime) -> dict[str, int]:
@@ -176,3 +181,42 @@ def flap_count(device_id: int, now: datetime) -> int:
             DeviceEvent.created_at >= flap.since(now),
         )
     ).scalar_one()
+
+
+def changed_device_ids(since: datetime, limit: int) -> list[int]:
+    """Devices with a visible change after `since` (at most `limit`), by the changed_at index."""
+    return list(
+        db.session.execute(
+            select(Device.id).where(Device.changed_at > since).limit(limit)
+        ).scalars()
+    )
+
+
+def devices_with_flaps(device_ids: list[int], now: datetime) -> list[tuple[Device, int]]:
+    """These devices in the given order, each with its status events in the flap window."""
+    if not device_ids:
+        return []
+    flap = flap_settings()
+    devices = db.session.execute(select(Device).where(Device.id.in_(device_ids))).scalars()
+    by_id = {device.id: device for device in devices}
+    counts = dict(
+        db.session.execute(
+            select(DeviceEvent.device_id, func.count())
+            .where(
+                DeviceEvent.device_id.in_(device_ids),
+                DeviceEvent.kind == "status",
+                DeviceEvent.created_at >= flap.since(now),
+            )
+            .group_by(DeviceEvent.device_id)
+        ).all()
+    )
+    return [(by_id[i], counts.get(i, 0)) for i in device_ids if i in by_id]
+
+
+def site_names() -> list[str]:
+    """Every site with at least one device, for filter menus."""
+    return list(
+        db.session.execute(
+            select(Device.site).where(Device.site.is_not(None)).distinct().order_by(Device.site)
+        ).scalars()
+    )

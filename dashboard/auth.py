@@ -1,0 +1,144 @@
+"""Sessions and roles: login, logout, the one login guard and the one role decorator."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from flask import abort, redirect, render_template, request, url_for
+from flask.blueprints import BlueprintSetupState
+from flask_limiter.errors import RateLimitExceeded
+from flask_login import UserMixin, current_user, login_user, logout_user
+from flask_wtf.csrf import CSRFError
+
+from dashboard import bp
+from fleet.errors import FleetError
+from fleet.extensions import limiter, login_manager
+from fleet.services import users
+from fleet.timeutil import utcnow
+
+View = TypeVar("View", bound=Callable[..., Any])
+PUBLIC_ENDPOINTS = {"dashboard.login", "static"}
+LOGIN_LIMITS = "10 per minute;50 per hour"
+
+
+@dataclass
+class SessionUser(UserMixin):
+    """The logged-in account as the views see it (no password hash in sight)."""
+
+    id: int
+    email: str
+    role: str
+
+    def can(self, role: str) -> bool:
+        """True when this user's role includes `role`."""
+        return users.role_allows(self.role, role)
+
+
+@bp.record_once
+def _configure_sessions(state: BlueprintSetupState) -> None:
+    config = state.app.config
+    production = config.get("PULSEBOARD_ENV") == "production"
+    for prefix in ("SESSION", "REMEMBER"):
+        # Flask ships these keys with lax defaults, so they are set, not defaulted.
+        config[f"{prefix}_COOKIE_HTTPONLY"] = True
+        config[f"{prefix}_COOKIE_SAMESITE"] = "Lax"
+        # Production is served over HTTPS (behind the load balancer), so the
+        # cookie must never travel in clear.
+        config[f"{prefix}_COOKIE_SECURE"] = production
+    login_manager.login_view = "dashboard.login"
+    login_manager.login_message = None
+
+
+@login_manager.user_loader
+def _load_user(user_id: str) -> SessionUser | None:
+    user = users.get_active_user(int(user_id)) if user_id.isdigit() else None
+    return None if user is None else SessionUser(user.id, user.email, user.role)
+
+
+@bp.before_request
+def _require_login() -> Any:
+    """Every dashboard page but the login page needs a session."""
+    if request.endpoint in PUBLIC_ENDPOINTS or current_user.is_authenticated:
+        return None
+    if request.headers.get("HX-Request"):
+        # An htmx poll cannot follow a redirect to a page; ask it to reload instead.
+        return "", 401, {"HX-Redirect": url_for("dashboard.login")}
+    return redirect(url_for("dashboard.login", next=request.full_path.rstrip("?")))
+
+
+def requires_role(role: str) -> Callable[[View], View]:
+    """Refuse the view (403) to users whose role does not include `role`."""
+
+    def decorate(view: View) -> View:
+        @wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            if not current_user.can(role):
+                abort(403)
+            return view(*args, **kwargs)
+
+        return guarded  # type: ignore[return-value]
+
+    return decorate
+
+
+def _login_account_key() -> str:
+    return "login:" + users.normalise_email(request.form.get("email", ""))
+
+
+def _login_failed(response: Any) -> bool:
+    return response.status_code == 401
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site: an open redirect would make our login a phishing aid."""
+    parts = urlsplit(target or "")
+    if not target or parts.scheme or parts.netloc or not target.startswith("/"):
+        return url_for("dashboard.fleet")
+    return target
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(LOGIN_LIMITS, methods=["POST"], deduct_when=_login_failed)
+@limiter.limit(
+    LOGIN_LIMITS, methods=["POST"], key_func=_login_account_key, deduct_when=_login_failed
+)
+def login():
+    if request.method == "GET":
+        return render_template("dashboard/login.html", next=request.args.get("next"))
+    user = users.authenticate(
+        request.form.get("email", ""), request.form.get("password", ""), utcnow()
+    )
+    if user is None:
+        error = "Wrong email or password."
+        return render_template(
+            "dashboard/login.html", error=error, next=request.form.get("next")
+        ), 401
+    login_user(SessionUser(user.id, user.email, user.role))
+    return redirect(_safe_next(request.form.get("next")))
+
+
+@bp.post("/logout")
+def logout():
+    logout_user()
+    return redirect(url_for("dashboard.login"))
+
+
+@bp.errorhandler(RateLimitExceeded)
+def _too_many(error: RateLimitExceeded):
+    message = "Too many login attempts. Wait a minute and try again."
+    return render_template("dashboard/login.html", error=message), 429
+
+
+@bp.errorhandler(FleetError)
+def _fleet_error(error: FleetError):
+    return render_template("dashboard/error.html", message=error.message), error.http_status
+
+
+@bp.errorhandler(CSRFError)
+def _csrf_error(error: CSRFError):
+    message = "Your session form expired. Reload the page and try again."
+    return render_template("dashboard/error.html", message=message), 400

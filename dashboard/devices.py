@@ -1,0 +1,63 @@
+"""The device page, per-device thresholds, and the events page."""
+
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from dashboard import bp
+from dashboard.auth import requires_role
+from dashboard.params import event_filter
+from fleet.errors import InvalidInput
+from fleet.rules import Source
+from fleet.services import dashboard, history, overrides
+from fleet.services.events import EventKind
+from fleet.timeutil import utcnow
+
+EVENT_KINDS = [value for name, value in vars(EventKind).items() if name.isupper()]
+
+
+@bp.get("/devices/<uid>")
+def device(uid: str):
+    page = request.args.get("page", "1")
+    screen = dashboard.device_screen(uid, utcnow(), int(page) if page.isdigit() else 1)
+    # The same URL serves the page and, for htmx's refresh, only the summary.
+    template = "dashboard/_device_summary.html" if request.headers.get("HX-Request") else None
+    response = render_template(template or "dashboard/device.html", screen=screen)
+    return response, 200, {"Vary": "HX-Request"}
+
+
+@bp.post("/devices/<uid>/thresholds")
+@requires_role("admin")
+def thresholds(uid: str):
+    try:
+        values = overrides.Overrides(
+            **{name: _seconds(request.form.get(name)) for name in overrides.FIELDS}
+        )
+        overrides.set_overrides(uid, values, current_user.email, utcnow())
+        flash("Thresholds saved.", "ok")
+    except InvalidInput as error:
+        flash(error.message, "error")
+    return redirect(url_for("dashboard.device", uid=uid) + "#thresholds")
+
+
+def _seconds(raw: str | None) -> int | None:
+    """A blank field means the fleet default."""
+    raw = (raw or "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise InvalidInput("thresholds are whole numbers of seconds")
+    return int(raw)
+
+
+@bp.get("/events")
+def events():
+    view = event_filter(request.args)
+    return render_template(
+        "dashboard/events.html",
+        view=view,
+        page=history.list_events(view),
+        kinds=EVENT_KINDS,
+        sources=list(Source),
+    )

@@ -1,0 +1,96 @@
+"""How values look on the dashboard: status words, ping diagnosis, times, URLs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import request, url_for
+from markupsafe import Markup, escape
+
+from dashboard import bp
+from fleet.rules import ReconnectState, Status, reconnect_state_at
+from fleet.services.devices import thresholds_of
+from fleet.services.queries import flap_settings
+
+STATUS_WORDS = {
+    Status.CONNECTED: "Connected",
+    Status.TEMPORARILY_OFFLINE: "Temporarily offline",
+    Status.DISCONNECTED: "Disconnected",
+}
+SOURCE_WORDS = {
+    "device": "device",
+    "system": "timeout sweep",
+    "external_service": "external ping",
+    "operator": "operator",
+}
+
+
+@bp.app_template_filter("status_word")
+def status_word(status: str | None) -> str:
+    """The status as people read it."""
+    return STATUS_WORDS.get(status, status or "not yet enrolled")  # type: ignore[call-overload]
+
+
+@bp.app_template_filter("source_word")
+def source_word(source: str | None) -> str:
+    """Who made the change, in words."""
+    return SOURCE_WORDS.get(source or "", source or "")
+
+
+@bp.app_template_filter("ping_word")
+def ping_word(device: Any) -> str:
+    """The external ping service's diagnosis, or a dash when it never pinged."""
+    if device.ping_reachable is None:
+        return "—"
+    if device.ping_reachable:
+        latency = f" ({device.ping_latency_ms:.0f} ms)" if device.ping_latency_ms else ""
+        return f"reachable, app silent{latency}"
+    return "unreachable"
+
+
+@bp.app_template_filter("iso")
+def iso(moment: datetime | None) -> str:
+    """Machine-readable UTC time for `<time datetime>`."""
+    return "" if moment is None else moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+@bp.app_template_filter("utc")
+def utc(moment: datetime | None) -> str:
+    """The exact UTC time shown on hover."""
+    return "" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@bp.app_template_global("ago")
+def ago(moment: datetime | None, cap: int | None = None) -> Markup:
+    """A relative time rendered by the page's script; `cap` bounds it for live devices."""
+    if moment is None:
+        return Markup('<span class="muted">never</span>')
+    cap_attr = f' data-cap="{int(cap)}"' if cap else ""
+    return Markup(
+        f'<time class="ago" datetime="{iso(moment)}" title="{utc(moment)}"{cap_attr}>'
+        f"{escape(utc(moment))}</time>"
+    )
+
+
+@bp.app_template_global("url_with")
+def url_with(**changes: Any) -> str:
+    """This page's URL with some query parameters changed (None removes one)."""
+    args = {key: value for key, value in request.args.items() if key not in changes}
+    args.update({key: value for key, value in changes.items() if value not in (None, "")})
+    return url_for(request.endpoint or "dashboard.fleet", **(request.view_args or {}), **args)
+
+
+@bp.app_template_global("reconnect_state")
+def reconnect_state(device: Any, now: datetime) -> ReconnectState | None:
+    """The reconnect state staff should see (a pending request past its TTL is expired)."""
+    return reconnect_state_at(now, device.reconnect_state, device.reconnect_expires_at)
+
+
+@bp.app_template_global("offline_after")
+def offline_after(device: Any) -> int:
+    """I + G for this device: how old a heartbeat can be while it is connected."""
+    return thresholds_of(device).offline_after
+
+
+bp.add_app_template_global(flap_settings, "flap_settings")

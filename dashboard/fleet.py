@@ -1,0 +1,62 @@
+"""The fleet page, its poll, and the reconnect actions."""
+
+from __future__ import annotations
+
+from flask import abort, current_app, render_template, request
+from flask_login import current_user
+
+from dashboard import bp
+from dashboard.auth import requires_role
+from dashboard.params import device_filter, parse_time, shown_ids
+from fleet.services import dashboard
+from fleet.timeutil import utcnow
+
+POLL_KEYS = ("since", "shown")
+
+
+def _view_args() -> dict[str, str]:
+    """The filter, sort and page of this request, to carry into the poll's URL."""
+    return {key: value for key, value in request.args.items() if key not in POLL_KEYS and value}
+
+
+@bp.get("/")
+def fleet():
+    view = device_filter(request.args)
+    screen = dashboard.fleet_screen(view, utcnow())
+    return render_template(
+        "dashboard/fleet.html",
+        view=view,
+        screen=screen,
+        view_args=_view_args(),
+        spread=current_app.config["BULK_RECONNECT_SPREAD_SECONDS"],
+    )
+
+
+@bp.get("/poll")
+def poll():
+    since = parse_time(request.args.get("since"))
+    if since is None:
+        abort(400)
+    now = utcnow()
+    changes = dashboard.poll_fleet(device_filter(request.args), since, shown_ids(request.args), now)
+    if changes is None:
+        return "", 204
+    return render_template("dashboard/_poll.html", changes=changes, view_args=_view_args(), now=now)
+
+
+@bp.post("/devices/<uid>/reconnect")
+@requires_role("operator")
+def reconnect(uid: str):
+    now = utcnow()
+    device, flaps = dashboard.reconnect_device(uid, current_user.email, now)
+    html = render_template("dashboard/_device_row.html", device=device, flaps=flaps, now=now)
+    # The device page listens for this to redraw its summary.
+    return html, 200, {"HX-Trigger": "device-changed"}
+
+
+@bp.post("/reconnect")
+@requires_role("operator")
+def reconnect_bulk():
+    count = dashboard.reconnect_matching(device_filter(request.args), current_user.email, utcnow())
+    spread = current_app.config["BULK_RECONNECT_SPREAD_SECONDS"]
+    return render_template("dashboard/_bulk_result.html", count=count, spread=spread)

@@ -1,0 +1,70 @@
+"""Reading views from query strings: every filter and sort lives in the URL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from werkzeug.datastructures import MultiDict
+
+from fleet.rules import Status
+from fleet.services.history import EventFilter
+from fleet.services.queries import SORTS, DeviceFilter
+
+PER_PAGE_CHOICES = (25, 50, 100, 200)
+FLEET_KEYS = ("q", "status", "site", "flapping", "reconnect", "sort", "page", "per_page")
+
+
+def _int(args: MultiDict, name: str, default: int) -> int:
+    raw = args.get(name, "")
+    return int(raw) if raw.isdigit() and int(raw) > 0 else default
+
+
+def _text(args: MultiDict, name: str) -> str | None:
+    return (args.get(name) or "").strip()[:200] or None
+
+
+def device_filter(args: MultiDict) -> DeviceFilter:
+    """The fleet view in `args`; unknown values fall back to the defaults, never an error."""
+    status = args.get("status")
+    sort = args.get("sort", "status")
+    per_page = _int(args, "per_page", 50)
+    flapping = {"yes": True, "no": False}.get(args.get("flapping", ""))
+    return DeviceFilter(
+        status=status if status in set(Status) else None,
+        site=_text(args, "site"),
+        flapping=flapping,
+        reconnect_pending=args.get("reconnect") == "pending" or None,
+        q=_text(args, "q"),
+        sort=sort if sort in SORTS else "status",
+        page=_int(args, "page", 1),
+        per_page=per_page if per_page in PER_PAGE_CHOICES else 50,
+    )
+
+
+def parse_time(raw: str | None) -> datetime | None:
+    """An ISO time (as sent by the poll, or typed in a filter), read as UTC when zoneless."""
+    if not raw:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def shown_ids(args: MultiDict) -> list[int]:
+    """The device ids on the client's screen, sent by the poll as `shown=1,2,3`."""
+    return [int(part) for part in args.get("shown", "").split(",")[:1000] if part.isdigit()]
+
+
+def event_filter(args: MultiDict, uid: str | None = None) -> EventFilter:
+    """The events view in `args`."""
+    return EventFilter(
+        uid=uid or _text(args, "device"),
+        site=_text(args, "site"),
+        source=_text(args, "source"),
+        kind=_text(args, "kind"),
+        since=parse_time(args.get("since")),
+        until=parse_time(args.get("until")),
+        page=_int(args, "page", 1),
+    )

@@ -1,0 +1,124 @@
+"""What each dashboard screen needs, one call per screen or action.
+
+The poll is built so that a heartbeat that changes nothing visible costs the
+page nothing: only `Device.changed_at` (bumped on visible changes) is
+consulted, and a poll with nothing changed is one indexed range query.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from fleet import rules
+from fleet.models import Device
+from fleet.services import devices, history, queries
+from fleet.services.queries import DeviceFilter, DevicePage, FlapSettings
+
+# Changes are stamped with the `now` their transaction read, which may commit a
+# moment later; the poll's cursor trails the clock by this much so such a
+# change is still newer than the next poll's cursor. A change can thus be sent
+# twice, which is harmless: the row is simply redrawn the same.
+POLL_SLACK_SECONDS = 5
+# Past this many changed devices a poll sends only the rows on screen anyway.
+MAX_CHANGED = 5000
+
+
+@dataclass(frozen=True)
+class FleetScreen:
+    page: DevicePage
+    counts: dict[str, int]
+    sites: list[str]
+    now: datetime
+    cursor: datetime
+
+
+@dataclass(frozen=True)
+class FleetPoll:
+    rows: list[tuple[Device, int]]
+    outside_view: set[int]  # shown devices that no longer match the view's filters
+    counts: dict[str, int]
+    cursor: datetime
+
+
+def poll_cursor(now: datetime) -> datetime:
+    """The `since` the next poll should send."""
+    return now - timedelta(seconds=POLL_SLACK_SECONDS)
+
+
+def fleet_screen(view: DeviceFilter, now: datetime) -> FleetScreen:
+    """The fleet page: one page of devices, the counters and the site menu."""
+    return FleetScreen(
+        page=queries.list_devices(view, now),
+        counts=queries.fleet_counts(now),
+        sites=queries.site_names(),
+        now=now,
+        cursor=poll_cursor(now),
+    )
+
+
+def poll_fleet(
+    view: DeviceFilter, since: datetime, shown: list[int], now: datetime
+) -> FleetPoll | None:
+    """The shown devices changed after `since` and fresh counters; None when nothing changed."""
+    changed = queries.changed_device_ids(since, MAX_CHANGED)
+    if not changed:
+        return None
+    on_screen = sorted(set(changed) & set(shown))
+    rows = queries.devices_with_flaps(on_screen, now)
+    matching = set(queries.matching_device_ids(view, now, among=on_screen)) if on_screen else set()
+    return FleetPoll(
+        rows=rows,
+        outside_view=set(on_screen) - matching,
+        counts=queries.fleet_counts(now),
+        cursor=poll_cursor(now),
+    )
+
+
+def reconnect_device(uid: str, actor: str, now: datetime) -> tuple[Device, int]:
+    """Ask one device to reconnect; returns it with its flap count, for redrawing its row."""
+    device = devices.request_reconnect(uid, actor, now)
+    return device, queries.flap_count(device.id, now)
+
+
+def reconnect_matching(view: DeviceFilter, actor: str, now: datetime) -> int:
+    """Ask every device matching the view (all pages) to reconnect, delays spread out."""
+    return devices.request_bulk_reconnect(queries.matching_device_ids(view, now), actor, now)
+
+
+@dataclass(frozen=True)
+class DeviceScreen:
+    device: Device
+    thresholds: rules.Thresholds
+    defaults: rules.Thresholds
+    reconnect: rules.ReconnectState | None
+    flaps: int
+    flap: FlapSettings
+    timeline: list[history.Segment]
+    window_start: datetime
+    telemetry: history.Series
+    events: history.EventPage
+    now: datetime
+
+
+def device_screen(uid: str, now: datetime, events_page: int = 1) -> DeviceScreen:
+    """The device page: status, 24-hour timeline, telemetry and one page of its events."""
+    device = devices.get_device(uid)
+    start = history.window_start(now)
+    return DeviceScreen(
+        device=device,
+        thresholds=devices.thresholds_of(device),
+        defaults=devices.fleet_defaults(),
+        reconnect=rules.reconnect_state_at(
+            now, device.reconnect_state, device.reconnect_expires_at
+        ),
+        flaps=queries.flap_count(device.id, now),
+        flap=queries.flap_settings(),
+        timeline=history.timeline_segments(
+            history.status_changes(device.id, start), device.status, start, now, device.created_at
+        ),
+        window_start=start,
+        telemetry=history.telemetry_series(device.id, start, now),
+        events=history.list_events(history.EventFilter(uid=uid, page=events_page, per_page=20)),
+        now=now,
+    )

@@ -1,0 +1,63 @@
+// Pulseboard's only script: relative times, and pacing the htmx polls.
+(function () {
+  "use strict";
+
+  // Polls run every few seconds while the tab is visible and every tenth tick
+  // (about 30 s) while it is hidden; showing the tab again polls at once.
+  var ticks = 0;
+  window.pulse = {
+    due: function () {
+      ticks += 1;
+      return !document.hidden || ticks % 10 === 0;
+    },
+  };
+
+  function relative(seconds) {
+    if (seconds < 5) return "just now";
+    if (seconds < 60) return Math.floor(seconds) + " s ago";
+    if (seconds < 3600) return Math.floor(seconds / 60) + " min ago";
+    if (seconds < 86400) return Math.floor(seconds / 3600) + " h ago";
+    return Math.floor(seconds / 86400) + " d ago";
+  }
+
+  // The server renders the exact UTC time; this turns it into "12 s ago" and
+  // keeps it ticking, so the server never resends a row just because time passed.
+  // A connected device's heartbeat is refreshed only when something visible
+  // changes, so its age is shown as "within I+G" once it passes that bound.
+  function renderTimes(root) {
+    var now = Date.now();
+    (root || document).querySelectorAll("time.ago").forEach(function (el) {
+      var seconds = Math.max(0, (now - Date.parse(el.getAttribute("datetime"))) / 1000);
+      var cap = Number(el.dataset.cap || 0);
+      var text = cap && seconds > cap ? "within " + cap + " s" : relative(seconds);
+      if (el.textContent !== text) el.textContent = text;
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    renderTimes();
+    setInterval(renderTimes, 1000);
+  });
+  document.addEventListener("htmx:afterSettle", function (event) {
+    renderTimes(event.detail.elt.parentNode || document);
+  });
+  document.addEventListener("htmx:oobAfterSwap", function () {
+    renderTimes();
+  });
+
+  // The poll tells the server which devices are on screen, so it answers only those.
+  document.addEventListener("htmx:configRequest", function (event) {
+    if (event.detail.elt.id !== "poller") return;
+    var ids = [];
+    document.querySelectorAll("#grid tr[data-id]").forEach(function (row) {
+      ids.push(row.dataset.id);
+    });
+    event.detail.parameters.shown = ids.join(",");
+  });
+
+  document.addEventListener("visibilitychange", function () {
+    if (document.hidden || !window.htmx) return;
+    var poller = document.getElementById("poller");
+    if (poller) window.htmx.trigger(poller, "pulse:wake");
+  });
+})();

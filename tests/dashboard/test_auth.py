@@ -1,0 +1,93 @@
+from fleet.services import users
+from fleet.timeutil import utcnow
+from tests.dashboard.conftest import PASSWORD, csrf_token, log_in
+from tests.helpers import device_row
+
+PAGES = ["/", "/poll?since=2026-01-01T00:00:00%2B00:00", "/devices/kiosk-1", "/events"]
+
+
+def test_it_sends_every_page_to_the_login_page_without_a_session(client):
+    for path in PAGES:
+        response = client.get(path)
+        assert response.status_code == 302, path
+        assert response.headers["Location"].startswith("/login?next=")
+
+
+def test_it_asks_an_htmx_poll_without_a_session_to_go_to_the_login_page(client):
+    response = client.get(PAGES[1], headers={"HX-Request": "true"})
+    assert response.status_code == 401
+    assert response.headers["HX-Redirect"] == "/login"
+
+
+def test_it_logs_in_stamps_the_login_and_logs_out(client, make_user, app):
+    email = make_user("viewer")
+    response = log_in(client, email)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/"
+    assert client.get("/").status_code == 200
+    assert users.authenticate(email, PASSWORD, utcnow()).last_login_at is not None
+    client.post("/logout", data={"csrf_token": csrf_token(client, "/")})
+    assert client.get("/").status_code == 302
+
+
+def test_it_refuses_a_wrong_password_and_an_inactive_account(client, make_user, app):
+    email = make_user("viewer")
+    response = log_in(client, email, "wrong password")
+    assert response.status_code == 401
+    assert "Wrong email or password" in response.get_data(as_text=True)
+    assert users.authenticate(email, "wrong password", utcnow()) is None
+    user = users.authenticate(email, PASSWORD, utcnow())
+    user.active = False
+    from fleet.extensions import db
+
+    db.session.commit()
+    assert log_in(client, email).status_code == 401
+
+
+def test_it_throttles_failed_logins_per_account(client, make_user):
+    email = make_user("viewer")
+    codes = [log_in(client, email, "wrong password").status_code for _ in range(11)]
+    assert codes[:10] == [401] * 10
+    assert codes[10] == 429
+    assert "Too many login attempts" in log_in(client, email).get_data(as_text=True)
+
+
+def test_it_never_redirects_off_site_after_login(client, make_user):
+    email = make_user("viewer")
+    token = csrf_token(client)
+    for target in ("//evil.example/x", "https://evil.example/", "javascript:alert(1)"):
+        response = client.post(
+            "/login",
+            data={"email": email, "password": PASSWORD, "csrf_token": token, "next": target},
+        )
+        assert response.headers["Location"] == "/"
+    response = client.post(
+        "/login",
+        data={"email": email, "password": PASSWORD, "csrf_token": token, "next": "/events"},
+    )
+    assert response.headers["Location"] == "/events"
+
+
+def test_it_refuses_a_post_without_the_csrf_token(client, login, make_device):
+    login("operator")
+    make_device("kiosk-1")
+    response = client.post("/devices/kiosk-1/reconnect")
+    assert response.status_code == 400
+    assert device_row("kiosk-1").reconnect_state is None
+    assert (
+        client.post("/login", data={"email": "x@example.com", "password": "x"}).status_code == 400
+    )
+
+
+def test_it_sets_a_httponly_samesite_session_cookie(client, make_user):
+    response = log_in(client, make_user("viewer"))
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie
+    assert "Secure" not in cookie
+
+
+def test_it_marks_the_session_cookie_secure_in_production(make_app):
+    app = make_app(PULSEBOARD_ENV="production")
+    assert app.config["SESSION_COOKIE_SECURE"] is True
+    assert app.config["REMEMBER_COOKIE_SECURE"] is True

@@ -1,0 +1,87 @@
+import re
+from datetime import timedelta
+
+from fleet.services import devices
+from fleet.services.sweep import enforce_timeouts
+from fleet.timeutil import utcnow
+from tests.helpers import device_row, event_kinds
+
+T0 = utcnow().replace(microsecond=0) - timedelta(hours=2)
+
+
+def test_it_shows_the_device_with_its_timeline_telemetry_and_events(client, login, make_device):
+    login("viewer")
+    device = make_device("alpha", now=T0, name="Lobby screen")
+    enforce_timeouts(T0 + timedelta(seconds=100))
+    snapshot = devices.find_device_by_token(device.token)
+    telemetry = devices.Telemetry(battery_level=80, wifi_strength=-60)
+    devices.record_heartbeat(snapshot, telemetry, T0 + timedelta(seconds=200))
+    page = client.get("/devices/alpha").get_data(as_text=True)
+    assert "Lobby screen" in page and "heartbeat received" in page
+    assert set(re.findall(r'class="seg seg-(\w+)"', page)) == {
+        "none",
+        "connected",
+        "temporarily_offline",
+    }
+    assert '<polyline class="line-battery" points="' in page
+    assert "no heartbeat for 100s" in page
+    assert "Thresholds" in page and 'name="grace_period_seconds"' not in page
+
+
+def test_it_says_when_a_device_does_not_exist(client, login):
+    login("viewer")
+    response = client.get("/devices/nope")
+    assert response.status_code == 404
+    assert "no device with uid" in response.get_data(as_text=True)
+
+
+def test_it_serves_only_the_summary_to_htmx_and_varies_on_it(client, login, make_device):
+    login("viewer")
+    make_device("alpha")
+    full = client.get("/devices/alpha")
+    fragment = client.get("/devices/alpha", headers={"HX-Request": "true"})
+    assert "HX-Request" in full.headers["Vary"]
+    assert "HX-Request" in fragment.headers["Vary"]
+    body = fragment.get_data(as_text=True)
+    assert body.lstrip().startswith('<section id="summary"')
+    assert "<html" not in body
+
+
+def test_it_lets_an_admin_override_thresholds_and_moves_the_deadlines(client, login, make_device):
+    token = login("admin")
+    make_device("alpha", now=T0)
+    form = {
+        "csrf_token": token,
+        "heartbeat_interval_seconds": "60",
+        "grace_period_seconds": "",
+        "disconnect_after_seconds": "900",
+    }
+    response = client.post("/devices/alpha/thresholds", data=form, follow_redirects=True)
+    assert "Thresholds saved." in response.get_data(as_text=True)
+    device = device_row("alpha")
+    assert (device.heartbeat_interval_seconds, device.grace_period_seconds) == (60, None)
+    assert device.offline_due_at == T0 + timedelta(seconds=90)
+    assert device.disconnect_due_at == T0 + timedelta(seconds=900)
+    assert event_kinds("alpha")[-1] == "settings_changed"
+
+
+def test_it_refuses_thresholds_where_disconnect_is_not_after_interval_plus_grace(
+    client, login, make_device
+):
+    token = login("admin")
+    make_device("alpha", now=T0)
+    form = {"csrf_token": token, "heartbeat_interval_seconds": "200", "grace_period_seconds": "100"}
+    response = client.post("/devices/alpha/thresholds", data=form, follow_redirects=True)
+    assert "disconnect-after must be greater than interval + grace" in response.get_data(
+        as_text=True
+    )
+    assert device_row("alpha").heartbeat_interval_seconds is None
+    assert "settings_changed" not in event_kinds("alpha")
+
+
+def test_it_keeps_thresholds_for_admins(client, login, make_device):
+    token = login("operator")
+    make_device("alpha", now=T0)
+    form = {"csrf_token": token, "heartbeat_interval_seconds": "60"}
+    assert client.post("/devices/alpha/thresholds", data=form).status_code == 403
+    assert device_row("alpha").heartbeat_interval_seconds is None

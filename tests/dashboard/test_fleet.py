@@ -1,0 +1,164 @@
+import re
+from datetime import timedelta
+from urllib.parse import quote
+
+from fleet.extensions import db
+from fleet.models import DeviceEvent
+from fleet.services import devices
+from fleet.services.sweep import enforce_timeouts
+from fleet.timeutil import utcnow
+from tests.helpers import device_row
+
+T0 = utcnow().replace(microsecond=0)
+
+
+def html(response) -> str:
+    assert response.status_code == 200, response.status_code
+    return response.get_data(as_text=True)
+
+
+def rows(page: str) -> list[str]:
+    return re.findall(r'<tr id="device-\d+" data-id="\d+" class="device-row status-row-(\w+)', page)
+
+
+def three_tiers(make_device):
+    make_device("alpha", site="Berlin", name="Lobby screen")
+    make_device("bravo", site="Paris", status="temporarily_offline", status_reason="late")
+    make_device("charlie", site="Paris", status="disconnected", status_reason="gone quiet")
+
+
+def since(moment) -> str:
+    return quote(moment.isoformat())
+
+
+def test_it_shows_each_tier_in_colour_and_word_with_the_reason(client, login, make_device):
+    login("viewer")
+    three_tiers(make_device)
+    page = html(client.get("/"))
+    assert sorted(rows(page)) == ["connected", "disconnected", "temporarily_offline"]
+    for word in ("Connected", "Temporarily offline", "Disconnected", "gone quiet", "Lobby screen"):
+        assert word in page
+    assert 'class="status status-disconnected"' in page
+    assert "4 or more status changes in 60 min" in page
+
+
+def test_it_keeps_filters_search_and_sort_in_the_url(client, login, make_device):
+    login("viewer")
+    three_tiers(make_device)
+    assert rows(html(client.get("/?status=disconnected"))) == ["disconnected"]
+    assert rows(html(client.get("/?site=Paris&sort=uid"))) == [
+        "temporarily_offline",
+        "disconnected",
+    ]
+    assert rows(html(client.get("/?q=lobby"))) == ["connected"]
+    page = html(client.get("/?status=nonsense&sort=nonsense&page=x"))
+    assert len(rows(page)) == 3
+
+
+def test_it_paginates_with_links_that_keep_the_filters(client, login, make_device):
+    login("viewer")
+    for n in range(30):
+        make_device(f"kiosk-{n:02}", site="Berlin")
+    page = html(client.get("/?site=Berlin&per_page=25&sort=uid"))
+    assert len(rows(page)) == 25
+    assert "Page 1 of 2" in page
+    assert 'href="/?site=Berlin&amp;per_page=25&amp;sort=uid&amp;page=2"' in page
+    assert len(rows(html(client.get("/?site=Berlin&per_page=25&sort=uid&page=2")))) == 5
+
+
+def test_it_shows_the_reconnect_button_to_operators_only(client, login, make_device):
+    make_device("alpha")
+    login("viewer")
+    assert "Reconnect" not in html(client.get("/")).split("<tbody>")[1]
+    assert client.post("/devices/alpha/reconnect", headers=csrf(client)).status_code == 403
+    assert client.post("/reconnect", headers=csrf(client)).status_code == 403
+    assert device_row("alpha").reconnect_state is None
+
+
+def csrf(client) -> dict[str, str]:
+    token = re.search(r'"X-CSRFToken": "([^"]+)"', client.get("/events").get_data(as_text=True))
+    return {"X-CSRFToken": token.group(1)}
+
+
+def test_it_asks_a_device_to_reconnect_and_shows_it_pending(client, login, make_device):
+    token = login("operator")
+    make_device("alpha")
+    response = client.post("/devices/alpha/reconnect", headers={"X-CSRFToken": token})
+    row = html(response)
+    assert "pending" in row and "operator@example.com" in row
+    assert response.headers["HX-Trigger"] == "device-changed"
+    device = device_row("alpha")
+    assert device.reconnect_state == "pending"
+    assert device.reconnect_requested_by == "operator@example.com"
+
+
+def test_it_reconnects_the_filtered_selection_in_bulk(client, login, make_device):
+    token = login("operator")
+    three_tiers(make_device)
+    response = client.post("/reconnect?site=Paris", headers={"X-CSRFToken": token})
+    assert "Asked 2 devices to reconnect" in html(response)
+    states = {uid: device_row(uid).reconnect_state for uid in ("alpha", "bravo", "charlie")}
+    assert states == {"alpha": None, "bravo": "pending", "charlie": "pending"}
+    actors = db.session.execute(
+        db.select(DeviceEvent.actor).where(DeviceEvent.kind == "reconnect_requested")
+    ).scalars()
+    assert set(actors) == {"operator@example.com"}
+
+
+def test_it_answers_a_poll_with_nothing_when_nothing_changed(client, login, make_device):
+    login("viewer")
+    device = make_device("alpha", now=T0 - timedelta(minutes=5))
+    cursor = since(T0 - timedelta(minutes=1))
+    response = client.get(f"/poll?since={cursor}&shown={device.id}")
+    assert response.status_code == 204
+    assert response.get_data() == b""
+
+
+def test_it_polls_only_the_shown_devices_that_changed_plus_the_counters(client, login, make_device):
+    login("viewer")
+    old = T0 - timedelta(minutes=10)
+    alpha = make_device("alpha", now=old)
+    bravo = make_device("bravo", now=old)
+    charlie = make_device("charlie", now=old)
+    devices.request_reconnect("alpha", "ops", T0)
+    devices.request_reconnect("charlie", "ops", T0)
+    query = f"since={since(T0 - timedelta(minutes=1))}&shown={alpha.id},{bravo.id}"
+    response = client.get(f"/poll?{query}")
+    body = html(response)
+    assert f'id="device-{alpha.id}"' in body
+    assert f'id="device-{bravo.id}"' not in body
+    assert f'id="device-{charlie.id}"' not in body
+    assert 'id="counters" class="counters" aria-label="Fleet counts" hx-swap-oob="true"' in body
+    assert 'data-count="reconnect_pending">\n    <span class="count">2</span>' in body
+    assert 'id="poller"' in body
+
+
+def test_it_shows_a_status_change_and_a_delivered_reconnect_in_the_next_poll(
+    client, login, make_device
+):
+    login("operator")
+    alpha = make_device("alpha", now=T0)
+    devices.request_reconnect("alpha", "ops", T0)
+    enforce_timeouts(T0 + timedelta(seconds=120))
+    body = html(client.get(f"/poll?since={since(T0 + timedelta(seconds=60))}&shown={alpha.id}"))
+    assert "Temporarily offline" in body and "pending" in body
+    snapshot = devices.find_device_by_token(alpha.token)
+    result = devices.record_heartbeat(snapshot, devices.Telemetry(), T0 + timedelta(seconds=130))
+    assert result.should_reconnect
+    body = html(client.get(f"/poll?since={since(T0 + timedelta(seconds=125))}&shown={alpha.id}"))
+    assert "Connected" in body and "delivered" in body
+
+
+def test_it_marks_a_shown_row_that_no_longer_matches_the_filter(client, login, make_device):
+    login("viewer")
+    alpha = make_device("alpha", now=T0, status="disconnected")
+    devices.record_heartbeat(
+        devices.find_device_by_token(alpha.token), devices.Telemetry(), T0 + timedelta(seconds=5)
+    )
+    body = html(client.get(f"/poll?status=disconnected&since={since(T0)}&shown={alpha.id}"))
+    assert "no longer matches this filter" in body
+
+
+def test_it_refuses_a_poll_without_a_cursor(client, login):
+    login("viewer")
+    assert client.get("/poll").status_code == 400

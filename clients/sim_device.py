@@ -249,8 +249,10 @@ class SimDevice:
             self._record(now, "died", None, None)
             return None
         assert self.behaviour.outage is not None
-        # Real time, in multiples of the interval, so the server's thresholds notice it.
-        length = self.rng.uniform(*self.behaviour.outage) * self.interval
+        length = max(
+            self._story(self.rng.uniform(*self.behaviour.outage)),
+            self.behaviour.min_outage * self.interval,
+        )
         self.quiet_until = now + length
         self.journal.note(
             "outages",

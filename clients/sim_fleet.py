@@ -83,15 +83,16 @@ def fleet_layout(count: int) -> list[Profile]:
 class Behaviour:
     """How a device misbehaves, in multiples of the heartbeat interval the server gives it.
 
-    `up` (time between incidents) is story time, compressed by the time scale;
-    `outage` is real time, so that the server's thresholds (which run on the
-    wall clock) notice it whatever the time scale.
+    Every span is story time, compressed by the time scale, except that an
+    outage never lasts less than `min_outage` intervals of real time: the
+    server's thresholds run on the wall clock and must notice it at any scale.
     """
 
     name: str
-    pace: float = 1.0  # heartbeat spacing as a share of the interval
-    up: tuple[float, float] | None = None
+    pace: float = 1.0  # heartbeat spacing
+    up: tuple[float, float] | None = None  # time between incidents
     outage: tuple[float, float] | None = None
+    min_outage: float = 0.0
     dies: bool = False
 
 
@@ -101,11 +102,11 @@ BEHAVIOURS = {
         Behaviour("steady"),
         # Past I + G (with G = I, as by default) but short of D: temporarily
         # offline, then back, again and again, so it flaps.
-        Behaviour("flaky", up=(1, 4), outage=(2.5, 4)),
+        Behaviour("flaky", up=(1, 4), outage=(2.5, 4), min_outage=2.5),
         Behaviour("dying", up=(1, 6), dies=True),
         # Silent for minutes at the default interval: temporarily offline, often
         # disconnected, then back.
-        Behaviour("intermittent", up=(3, 10), outage=(3, 12)),
+        Behaviour("intermittent", up=(3, 10), outage=(3, 15), min_outage=3),
         # Beats four times per interval: faster than the rate limit allows.
         Behaviour("too_fast", pace=0.25),
     )

@@ -6,9 +6,9 @@ Behaviours: steady; flaky (drops out past the grace period now and then, so it
 flaps); dying (goes silent for good); intermittent (silent for minutes, then
 back); too_fast (beats faster than the rate limit and honours Retry-After).
 Every device honours `should_reconnect`: it waits the delay, then re-registers
-or resumes. The time scale compresses the story (heartbeat spacing, time
-between incidents); outages last real multiples of the server's interval, so
-the server's thresholds notice them at any scale.
+or resumes. The time scale compresses everything (heartbeat spacing, time
+between incidents, outages), except that an outage never gets shorter than the
+server's wall-clock thresholds need to notice it.
 
 One scheduler thread keeps a heap of next-due times and hands due devices to a
 small thread pool, so 200 devices need a handful of threads, not 200.

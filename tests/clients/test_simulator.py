@@ -7,6 +7,7 @@ so these run on SQLite only; the smoke test runs on both.
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 
@@ -70,7 +71,7 @@ def test_it_beats_at_the_servers_interval_divided_by_the_time_scale(live_server,
         lambda: (steps := [s for s in device.history if s.action == "heartbeat"])[5:] and steps,
         timeout=10,
     )
-    gaps = [later.at - earlier.at for earlier, later in zip(beats[1:], beats[2:], strict=False)]
+    gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(beats)]
     # 2 s / 4 = 0.5 s, give or take the 10% jitter and a busy machine.
     assert all(0.4 <= gap <= 0.8 for gap in gaps), gaps
 
@@ -129,7 +130,7 @@ def test_it_too_fast_device_is_rate_limited_and_honours_retry_after(live_server,
         timeout=10,
     )
     steps = [s for s in device.history if s.action == "heartbeat"]
-    for limited, following in zip(steps, steps[1:], strict=False):
+    for limited, following in itertools.pairwise(steps):
         if limited.status == 429:
             assert limited.retry_after is not None
             assert following.at >= limited.at + limited.retry_after

@@ -94,7 +94,7 @@ class SimDevice:
         self.quiet_since = 0.0
         self.next_incident: float | None = None
         self.reconnect_due: float | None = None
-        self.resuming = False
+        self.reconnecting: str | None = None  # how a collected reconnect is being carried out
         self.booted_at: float | None = None
         self.battery = self.rng.uniform(40, 100) if self.rng.random() < 0.4 else None
         self.wifi = self.rng.uniform(-75, -45)
@@ -122,10 +122,9 @@ class SimDevice:
             self._end_outage(now)
         if self.reconnect_due is not None and now >= self.reconnect_due:
             self.reconnect_due = None
+            self.reconnecting = self.reconnect_by
             if self.reconnect_by == "register":
                 self.token = None
-            else:
-                self.resuming = True
         if self.token is None:
             return self._register(api, now)
         if self.next_incident is not None and now >= self.next_incident:
@@ -189,7 +188,11 @@ class SimDevice:
             self._plan_incident(now)
             # Spread the first heartbeats over one interval so the fleet is not in lockstep.
             return self._beat_wait() * self.rng.uniform(0.1, 1.0)
-        self.journal.note("re_registered", "%s reconnected by re-registering", self.uid)
+        if self.reconnecting == "register":
+            self.reconnecting = None
+            self.journal.note("re_registered", "%s reconnected by re-registering", self.uid)
+        else:
+            self.journal.note("re_enrolled", "%s enrolled again", self.uid)
         return self._beat_wait()
 
     def _heartbeat(self, api: DeviceApi, now: float) -> float:
@@ -221,8 +224,8 @@ class SimDevice:
         self.failures = 0
         self.interval = float(reply.body.get("heartbeat_interval_seconds") or self.interval)
         self.journal.note("heartbeats")
-        if self.resuming:
-            self.resuming = False
+        if self.reconnecting == "resume":
+            self.reconnecting = None
             self.journal.note("resumed", "%s resumed after the reconnect", self.uid)
         if not reply.body.get("should_reconnect"):
             return self._beat_wait()
@@ -236,9 +239,10 @@ class SimDevice:
 
     def _rate_limited(self, reply: Reply) -> float:
         self.journal.note("rate_limited")
-        # Retry-After is the server's instruction, in real seconds: honoured as given.
+        # Retry-After is the server's instruction, in real seconds: never scaled. It
+        # has whole-second resolution, so a truncated "0" still means "not yet".
         retry_after = reply.retry_after if reply.retry_after is not None else self.interval
-        return retry_after + 0.05
+        return max(1.0, retry_after) + 0.05
 
     def _start_outage(self, now: float) -> float | None:
         self.next_incident = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import statistics
 import time
 
 import pytest
@@ -72,8 +73,9 @@ def test_it_beats_at_the_servers_interval_divided_by_the_time_scale(live_server,
         timeout=10,
     )
     gaps = [later.at - earlier.at for earlier, later in itertools.pairwise(beats)]
-    # 2 s / 4 = 0.5 s, give or take the 10% jitter and a busy machine.
-    assert all(0.4 <= gap <= 0.8 for gap in gaps), gaps
+    # 2 s / 4 = 0.5 s, give or take the 10% jitter; a busy machine only adds latency.
+    assert min(gaps) >= 0.44, gaps
+    assert statistics.median(gaps) <= 0.75, gaps
 
 
 def test_it_flaky_device_drops_out_past_the_grace_period_and_comes_back(live_server, run_simulator):

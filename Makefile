@@ -1,11 +1,13 @@
 # Pulseboard: `make run` serves the product on the embedded default (SQLite, no
-# Redis); `make test` sets up and runs the whole suite.
+# Redis) with a simulated demo fleet (`DEMO=0 make run` for none); `make test`
+# sets up and runs the whole suite.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
 HOST ?= 127.0.0.1
+DEMO ?= 1
 
 .PHONY: run test lint format bench clean
 
@@ -18,9 +20,10 @@ $(BIN)/.dev: requirements-dev.txt $(BIN)/.runtime
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
+# Migrates, creates the demo admin, serves with the embedded sweeper and, unless
+# DEMO=0, runs the simulator; Ctrl-C stops everything (see fleet/devserver.py).
 run: $(BIN)/.runtime
-	$(BIN)/flask db upgrade
-	$(BIN)/flask run --host $(HOST) --port $(PORT)
+	DEMO=$(DEMO) HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m fleet.devserver
 
 test: $(BIN)/.dev
 	$(BIN)/ruff check .

@@ -1,0 +1,1 @@
+"""Programs that talk to the server only over HTTP; they import nothing from the server."""

@@ -102,7 +102,7 @@ class DeviceListQuery(QueryString):
     flapping: bool | None = None
     q: str | None = Field(default=None, max_length=200)
     sort: Literal["status", "last_heartbeat", "stalest", "uid", "site", "transitions"] = "status"
-    page: int = Field(default=1, ge=1)
+    page: int = Field(default=1, ge=1, le=1_000_000)
     per_page: int = Field(default=50, ge=1, le=MAX_PAGE)
 
 

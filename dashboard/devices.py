@@ -7,20 +7,20 @@ from flask_login import current_user
 
 from dashboard import bp
 from dashboard.auth import requires_role
-from dashboard.params import event_filter
+from dashboard.params import event_filter, page_number
 from fleet.errors import InvalidInput
 from fleet.rules import Source
 from fleet.services import dashboard, history, overrides
 from fleet.services.events import EventKind
 from fleet.timeutil import utcnow
 
+MAX_THRESHOLD_SECONDS = 30 * 86_400
 EVENT_KINDS = [value for name, value in vars(EventKind).items() if name.isupper()]
 
 
 @bp.get("/devices/<uid>")
 def device(uid: str):
-    page = request.args.get("page", "1")
-    screen = dashboard.device_screen(uid, utcnow(), int(page) if page.isdigit() else 1)
+    screen = dashboard.device_screen(uid, utcnow(), page_number(request.args))
     # The same URL serves the page and, for htmx's refresh, only the summary.
     template = "dashboard/_device_summary.html" if request.headers.get("HX-Request") else None
     response = render_template(template or "dashboard/device.html", screen=screen)
@@ -46,8 +46,8 @@ def _seconds(raw: str | None) -> int | None:
     raw = (raw or "").strip()
     if not raw:
         return None
-    if not raw.isdigit():
-        raise InvalidInput("thresholds are whole numbers of seconds")
+    if not raw.isdigit() or int(raw) > MAX_THRESHOLD_SECONDS:
+        raise InvalidInput("thresholds are whole numbers of seconds, at most 30 days")
     return int(raw)
 
 

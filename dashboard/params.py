@@ -14,9 +14,18 @@ PER_PAGE_CHOICES = (25, 50, 100, 200)
 FLEET_KEYS = ("q", "status", "site", "flapping", "reconnect", "sort", "page", "per_page")
 
 
+MAX_PAGE = 1_000_000
+
+
 def _int(args: MultiDict, name: str, default: int) -> int:
+    """A positive whole number from the URL; anything else (or absurdly large) is the default."""
     raw = args.get(name, "")
-    return int(raw) if raw.isdigit() and int(raw) > 0 else default
+    return int(raw) if raw.isdigit() and 0 < int(raw) <= MAX_PAGE else default
+
+
+def page_number(args: MultiDict) -> int:
+    """The `page` in the URL, or 1."""
+    return _int(args, "page", 1)
 
 
 def _text(args: MultiDict, name: str) -> str | None:
@@ -54,7 +63,8 @@ def parse_time(raw: str | None) -> datetime | None:
 
 def shown_ids(args: MultiDict) -> list[int]:
     """The device ids on the client's screen, sent by the poll as `shown=1,2,3`."""
-    return [int(part) for part in args.get("shown", "").split(",")[:1000] if part.isdigit()]
+    parts = args.get("shown", "").split(",")[:1000]
+    return [int(part) for part in parts if part.isdigit() and int(part) < 2**31]
 
 
 def event_filter(args: MultiDict, uid: str | None = None) -> EventFilter:

@@ -1,0 +1,33 @@
+"""Whatever a browser sends in a URL or form, the dashboard answers without a server error."""
+
+import pytest
+
+HUGE = "9" * 30
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"/?page={HUGE}",
+        f"/?per_page={HUGE}&sort=transitions",
+        f"/poll?shown={HUGE},1,x&since=not-a-time",
+        f"/events?page={HUGE}&since=2026-13-45",
+        f"/devices/kiosk-1?page={HUGE}",
+    ],
+)
+def test_it_shrugs_off_absurd_numbers_in_urls(client, login, make_device, url):
+    make_device("kiosk-1")
+    login("viewer")
+    assert client.get(url).status_code < 500
+
+
+def test_it_refuses_an_absurd_threshold_with_a_message(client, login, make_device):
+    make_device("kiosk-1")
+    token = login("admin")
+    response = client.post(
+        "/devices/kiosk-1/thresholds",
+        data={"csrf_token": token, "heartbeat_interval_seconds": HUGE},
+        follow_redirects=True,
+    )
+    assert response.status_code == 200
+    assert "at most 30 days" in response.get_data(as_text=True)

@@ -6,7 +6,7 @@ from flask import request
 from flask_limiter.util import get_remote_address
 
 from fleet.errors import Unauthorized
-from fleet.services import devices
+from fleet.services import heartbeats
 
 _UNSET = object()
 _CACHE_KEY = "pulseboard.device_snapshot"
@@ -28,7 +28,7 @@ def authenticated_device() -> int | None:
     cached = request.environ.get(_CACHE_KEY, _UNSET)
     if cached is _UNSET:
         token = bearer_token()
-        cached = devices.authenticate_device(token) if token else None
+        cached = heartbeats.authenticate_device(token) if token else None
         request.environ[_CACHE_KEY] = cached
     return cached
 

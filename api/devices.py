@@ -11,7 +11,7 @@ from api.body import parse_body, read_json_object
 from api.schemas import HeartbeatRequest, HeartbeatResponse, RegisterRequest, RegisterResponse
 from api.spec import describe
 from fleet.extensions import limiter
-from fleet.services import devices
+from fleet.services import devices, heartbeats
 from fleet.timeutil import utcnow
 
 
@@ -85,6 +85,6 @@ def register():
 def heartbeat():
     device_id, token = require_device()
     body = parse_body(HeartbeatRequest)
-    telemetry = devices.Telemetry(**body.model_dump())
-    result = devices.accept_heartbeat(device_id, token, telemetry, utcnow(), request.remote_addr)
+    telemetry = heartbeats.Telemetry(**body.model_dump())
+    result = heartbeats.accept_heartbeat(device_id, token, telemetry, utcnow(), request.remote_addr)
     return jsonify(HeartbeatResponse(**vars(result)).model_dump(mode="json"))

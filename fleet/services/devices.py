@@ -9,22 +9,22 @@ requests end in one consistent state and each reconnect is delivered once.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Row, bindparam, case, insert, or_, select, update
+from sqlalchemy import Row, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from fleet import rules
 from fleet.errors import AlreadyExists, Contention, DeviceNotFound, Unauthorized
 from fleet.extensions import db
-from fleet.models import Device, TelemetrySample
+from fleet.models import Device
 from fleet.rules import ReconnectState, Source, Status, Thresholds
 from fleet.services.events import Event, EventKind, record_events, status_event
-from fleet.services.token_cache import TokenCache
-from fleet.tokens import DEVICE_TOKEN_PREFIX, hash_token, hashes_match, new_token, secrets_match
+from fleet.services.token_cache import token_cache
+from fleet.tokens import DEVICE_TOKEN_PREFIX, hash_token, new_token, secrets_match
 
 MAX_ATTEMPTS = 8
 
@@ -76,25 +76,14 @@ def deadline_values(last_heartbeat_at: datetime | None, thresholds: Thresholds) 
     return {"offline_due_at": deadlines.offline_at, "disconnect_due_at": deadlines.disconnect_at}
 
 
-def find_device_by_token(token: str) -> Row | None:
-    """The heartbeat snapshot of the device holding `token`, or None."""
-    token_hash = hash_token(token)
-    row = db.session.execute(
-        select(*SNAPSHOT_COLUMNS).where(Device.token_hash == token_hash)
-    ).one_or_none()
-    if row is None or not hashes_match(row.token_hash, token):
-        return None
-    return row
-
-
-def _read_snapshot(device_id: int) -> Row:
+def read_snapshot(device_id: int) -> Row:
     row = db.session.execute(select(*SNAPSHOT_COLUMNS).where(Device.id == device_id)).one_or_none()
     if row is None:
         raise DeviceNotFound("device no longer exists")
     return row
 
 
-def _compare_and_set(device_id: int, seen_revision: int, values: dict[str, Any]) -> bool:
+def compare_and_set(device_id: int, seen_revision: int, values: dict[str, Any]) -> bool:
     """Apply `values` only if nobody changed the device's state since we read it."""
     result = db.session.execute(
         update(Device)
@@ -103,231 +92,6 @@ def _compare_and_set(device_id: int, seen_revision: int, values: dict[str, Any])
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1
-
-
-# --- heartbeats --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Telemetry:
-    battery_level: float | None = None
-    wifi_strength: int | None = None
-    app_version: str | None = None
-    uptime_seconds: int | None = None
-    extra: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class HeartbeatResult:
-    status: Status
-    server_time: datetime
-    heartbeat_interval_seconds: int
-    should_reconnect: bool
-    reconnect_delay_seconds: int
-
-
-@dataclass
-class _HeartbeatPlan:
-    values: dict[str, Any]
-    events: list[Event] = field(default_factory=list)
-    deliver_reconnect: bool = False
-    sample_telemetry: bool = False
-
-
-def record_heartbeat(
-    snapshot: Row, telemetry: Telemetry, now: datetime, address: str | None = None
-) -> HeartbeatResult:
-    """Accept a heartbeat: the device becomes connected and may collect a pending reconnect.
-
-    1. Plan the update from the snapshot read with the token lookup.
-    2. Compare-and-set on the device's revision; on a lost race, re-read and re-plan.
-    3. In the same transaction write the events and any telemetry sample, then commit.
-    """
-    for _ in range(MAX_ATTEMPTS):
-        plan = _plan_heartbeat(snapshot, telemetry, now, address)
-        if _compare_and_set(snapshot.id, snapshot.revision, plan.values):
-            record_events(plan.events)
-            if plan.sample_telemetry:
-                _sample_telemetry(snapshot.id, telemetry, now)
-            db.session.commit()
-            return HeartbeatResult(
-                status=Status.CONNECTED,
-                server_time=now,
-                heartbeat_interval_seconds=thresholds_of(snapshot).interval,
-                should_reconnect=plan.deliver_reconnect,
-                reconnect_delay_seconds=(snapshot.reconnect_delay_seconds or 0)
-                if plan.deliver_reconnect
-                else 0,
-            )
-        db.session.rollback()
-        snapshot = _read_snapshot(snapshot.id)
-    raise Contention("the device is being updated concurrently; retry shortly")
-
-
-def accept_heartbeat(
-    device_id: int, token: str, telemetry: Telemetry, now: datetime, address: str | None = None
-) -> HeartbeatResult:
-    """A heartbeat from the holder of `token`, whose device the token cache named.
-
-    The common case (connected, nothing pending, no overrides, no sample due) is
-    one UPDATE; anything else, or a token rotated meanwhile, takes the
-    compare-and-set path of `record_heartbeat`.
-    """
-    token_hash = hash_token(token)
-    if _fast_heartbeat(device_id, token_hash, telemetry, now, address):
-        db.session.commit()
-        return HeartbeatResult(Status.CONNECTED, now, fleet_defaults().interval, False, 0)
-    snapshot = find_device_by_token(token)
-    if snapshot is None:
-        token_cache().forget(token_hash)
-        raise Unauthorized("missing, unknown or rotated device token")
-    return record_heartbeat(snapshot, telemetry, now, address)
-
-
-def _fast_heartbeat(
-    device_id: int, token_hash: str, telemetry: Telemetry, now: datetime, address: str | None
-) -> bool:
-    """The whole heartbeat as one conditional UPDATE; False when the device needs more."""
-    defaults = fleet_defaults()
-    reported = {key: value for key, value in asdict(telemetry).items() if value is not None}
-    visible = [
-        getattr(Device, key).is_distinct_from(reported[key])
-        for key in ("battery_level", "wifi_strength", "app_version")
-        if key in reported
-    ]
-    values: dict[str, Any] = {
-        "last_heartbeat_at": now,
-        "last_address": address,
-        **reported,
-        **deadline_values(now, defaults),
-    }
-    if visible:
-        values["changed_at"] = case((or_(*visible), now), else_=Device.changed_at)
-    sample_due_before = now - timedelta(seconds=current_app.config["TELEMETRY_SAMPLE_SECONDS"])
-    result = db.session.execute(
-        update(Device)
-        .where(
-            Device.id == device_id,
-            Device.token_hash == token_hash,
-            Device.status == Status.CONNECTED,
-            or_(Device.reconnect_state.is_(None), Device.reconnect_state != ReconnectState.PENDING),
-            Device.heartbeat_interval_seconds.is_(None),
-            Device.grace_period_seconds.is_(None),
-            Device.disconnect_after_seconds.is_(None),
-            Device.telemetry_sampled_at > sample_due_before,
-        )
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    return result.rowcount == 1
-
-
-def token_cache() -> TokenCache:
-    """This app's cache of token hash -> device id."""
-    return current_app.extensions["pulseboard_tokens"]
-
-
-def authenticate_device(token: str) -> int | None:
-    """The id of the device holding `token` (cached per process), or None."""
-    return token_cache().device_id(hash_token(token))
-
-
-def _plan_heartbeat(
-    snapshot: Row, telemetry: Telemetry, now: datetime, address: str | None
-) -> _HeartbeatPlan:
-    thresholds = thresholds_of(snapshot)
-    # Fields a heartbeat leaves out keep their last reported value.
-    reported = {key: value for key, value in asdict(telemetry).items() if value is not None}
-    values: dict[str, Any] = {
-        "last_heartbeat_at": now,
-        "last_address": address,
-        **reported,
-        **deadline_values(now, thresholds),
-    }
-    plan = _HeartbeatPlan(values=values)
-    visible_change = any(
-        key in reported and reported[key] != getattr(snapshot, key)
-        for key in ("battery_level", "wifi_strength", "app_version")
-    )
-    state_change = _plan_status(plan, snapshot, now, thresholds)
-    state_change |= _plan_reconnect(plan, snapshot, now)
-    if state_change:
-        values["revision"] = snapshot.revision + 1
-    if state_change or visible_change:
-        values["changed_at"] = now
-    last_sample = snapshot.telemetry_sampled_at
-    sample_every = current_app.config["TELEMETRY_SAMPLE_SECONDS"]
-    if last_sample is None or (now - last_sample).total_seconds() >= sample_every:
-        plan.sample_telemetry = True
-        values["telemetry_sampled_at"] = now
-    return plan
-
-
-def _plan_status(
-    plan: _HeartbeatPlan, snapshot: Row, now: datetime, thresholds: Thresholds
-) -> bool:
-    if snapshot.status == Status.CONNECTED:
-        return False
-    age = rules.heartbeat_age(now, snapshot.last_heartbeat_at)
-    plan.values.update(
-        status=Status.CONNECTED,
-        status_reason="heartbeat received",
-        status_source=Source.DEVICE,
-        status_changed_at=now,
-    )
-    plan.events.append(
-        status_event(
-            snapshot.id,
-            snapshot.uid,
-            snapshot.status,
-            Status.CONNECTED,
-            reason="heartbeat received",
-            source=Source.DEVICE,
-            now=now,
-            age=age,
-        )
-    )
-    return True
-
-
-def _plan_reconnect(plan: _HeartbeatPlan, snapshot: Row, now: datetime) -> bool:
-    state = rules.reconnect_state_at(now, snapshot.reconnect_state, snapshot.reconnect_expires_at)
-    if snapshot.reconnect_state != ReconnectState.PENDING:
-        return False
-    if state is ReconnectState.EXPIRED:
-        plan.values["reconnect_state"] = ReconnectState.EXPIRED
-        plan.events.append(_reconnect_event(snapshot, EventKind.RECONNECT_EXPIRED, now))
-        return True
-    plan.deliver_reconnect = True
-    plan.values.update(reconnect_state=ReconnectState.DELIVERED, reconnect_delivered_at=now)
-    plan.events.append(_reconnect_event(snapshot, EventKind.RECONNECT_DELIVERED, now))
-    return True
-
-
-def _reconnect_event(snapshot: Row, kind: str, now: datetime) -> Event:
-    reasons = {
-        EventKind.RECONNECT_DELIVERED: "reconnect request delivered with a heartbeat",
-        EventKind.RECONNECT_EXPIRED: "reconnect request expired before a heartbeat collected it",
-    }
-    return Event(
-        device_id=snapshot.id,
-        uid=snapshot.uid,
-        kind=kind,
-        reason=reasons[kind],
-        source=Source.DEVICE if kind == EventKind.RECONNECT_DELIVERED else Source.SYSTEM,
-        created_at=now,
-    )
-
-
-def _sample_telemetry(device_id: int, telemetry: Telemetry, now: datetime) -> None:
-    db.session.execute(
-        insert(TelemetrySample).values(
-            device_id=device_id,
-            recorded_at=now,
-            battery_level=telemetry.battery_level,
-            wifi_strength=telemetry.wifi_strength,
-        )
-    )
 
 
 # --- enrolment ----------------------------------------------------------------
@@ -464,7 +228,7 @@ def _re_enrol(
                 age=age,
             )
         )
-    if not _compare_and_set(snapshot.id, snapshot.revision, values):
+    if not compare_and_set(snapshot.id, snapshot.revision, values):
         return False
     record_events(events)
     db.session.commit()

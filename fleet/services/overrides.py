@@ -18,7 +18,7 @@ from fleet.errors import Contention, DeviceNotFound, InvalidInput
 from fleet.extensions import db
 from fleet.models import Device
 from fleet.rules import Source
-from fleet.services.devices import MAX_ATTEMPTS, _compare_and_set, deadline_values, fleet_defaults
+from fleet.services.devices import MAX_ATTEMPTS, compare_and_set, deadline_values, fleet_defaults
 from fleet.services.events import Event, EventKind, record_events
 
 FIELDS = ("heartbeat_interval_seconds", "grace_period_seconds", "disconnect_after_seconds")
@@ -80,7 +80,7 @@ def set_overrides(uid: str, overrides: Overrides, actor: str, now: datetime) -> 
         }
         # Revision compare-and-set: a heartbeat racing us either sees the new
         # thresholds or makes us retry, so deadlines never mix old and new.
-        if _compare_and_set(row.id, row.revision, values):
+        if compare_and_set(row.id, row.revision, values):
             record_events([_settings_event(row.id, uid, before, overrides, actor, now)])
             db.session.commit()
             return db.session.execute(select(Device).where(Device.id == row.id)).scalar_one()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
+from flask import current_app
 from sqlalchemy import select
 
 from fleet.extensions import db
@@ -51,3 +52,8 @@ class TokenCache:
         """Drop one token (rotated or refused); other devices' entries stay."""
         with self._lock:
             self._entries.pop(token_hash, None)
+
+
+def token_cache() -> TokenCache:
+    """This app's cache of token hash -> device id."""
+    return current_app.extensions["pulseboard_tokens"]

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from fleet.services import devices
+from fleet.services import devices, heartbeats
 from fleet.services.pings import PingResult, apply_ping
 from fleet.services.sweep import enforce_timeouts
 from fleet.timeutil import utcnow
@@ -68,8 +68,8 @@ def test_it_filters_flapping_devices(client, make_device, reader):
         if n % 2 == 0:
             enforce_timeouts(now)
         else:
-            snapshot = devices.find_device_by_token(token)
-            devices.record_heartbeat(snapshot, devices.Telemetry(), now)
+            snapshot = heartbeats.find_device_by_token(token)
+            heartbeats.record_heartbeat(snapshot, heartbeats.Telemetry(), now)
     response = client.get(DEVICES, query_string={"flapping": "true"}, headers=reader)
     assert uids(response) == ["flappy"]
     assert (response.json["items"][0]["flapping"], response.json["items"][0]["flap_count"]) == (

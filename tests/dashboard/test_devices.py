@@ -1,7 +1,7 @@
 import re
 from datetime import timedelta
 
-from fleet.services import devices
+from fleet.services import heartbeats
 from fleet.services.sweep import enforce_timeouts
 from fleet.timeutil import utcnow
 from tests.helpers import device_row, event_kinds
@@ -13,9 +13,9 @@ def test_it_shows_the_device_with_its_timeline_telemetry_and_events(client, logi
     login("viewer")
     device = make_device("alpha", now=T0, name="Lobby screen")
     enforce_timeouts(T0 + timedelta(seconds=100))
-    snapshot = devices.find_device_by_token(device.token)
-    telemetry = devices.Telemetry(battery_level=80, wifi_strength=-60)
-    devices.record_heartbeat(snapshot, telemetry, T0 + timedelta(seconds=200))
+    snapshot = heartbeats.find_device_by_token(device.token)
+    telemetry = heartbeats.Telemetry(battery_level=80, wifi_strength=-60)
+    heartbeats.record_heartbeat(snapshot, telemetry, T0 + timedelta(seconds=200))
     page = client.get("/devices/alpha").get_data(as_text=True)
     assert "Lobby screen" in page and "heartbeat received" in page
     assert set(re.findall(r'class="seg seg-(\w+)"', page)) == {

@@ -4,7 +4,7 @@ from urllib.parse import quote
 
 from fleet.extensions import db
 from fleet.models import DeviceEvent
-from fleet.services import devices
+from fleet.services import devices, heartbeats
 from fleet.services.sweep import enforce_timeouts
 from fleet.timeutil import utcnow
 from tests.helpers import device_row
@@ -142,8 +142,10 @@ def test_it_shows_a_status_change_and_a_delivered_reconnect_in_the_next_poll(
     enforce_timeouts(T0 + timedelta(seconds=120))
     body = html(client.get(f"/poll?since={since(T0 + timedelta(seconds=60))}&shown={alpha.id}"))
     assert "Temporarily offline" in body and "pending" in body
-    snapshot = devices.find_device_by_token(alpha.token)
-    result = devices.record_heartbeat(snapshot, devices.Telemetry(), T0 + timedelta(seconds=130))
+    snapshot = heartbeats.find_device_by_token(alpha.token)
+    result = heartbeats.record_heartbeat(
+        snapshot, heartbeats.Telemetry(), T0 + timedelta(seconds=130)
+    )
     assert result.should_reconnect
     body = html(client.get(f"/poll?since={since(T0 + timedelta(seconds=125))}&shown={alpha.id}"))
     assert "Connected" in body and "delivered" in body
@@ -152,8 +154,10 @@ def test_it_shows_a_status_change_and_a_delivered_reconnect_in_the_next_poll(
 def test_it_marks_a_shown_row_that_no_longer_matches_the_filter(client, login, make_device):
     login("viewer")
     alpha = make_device("alpha", now=T0, status="disconnected")
-    devices.record_heartbeat(
-        devices.find_device_by_token(alpha.token), devices.Telemetry(), T0 + timedelta(seconds=5)
+    heartbeats.record_heartbeat(
+        heartbeats.find_device_by_token(alpha.token),
+        heartbeats.Telemetry(),
+        T0 + timedelta(seconds=5),
     )
     body = html(client.get(f"/poll?status=disconnected&since={since(T0)}&shown={alpha.id}"))
     assert "no longer matches this filter" in body

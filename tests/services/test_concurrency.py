@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from fleet.extensions import db
 from fleet.models import Device, DeviceEvent
-from fleet.services import devices
+from fleet.services import devices, heartbeats
 from fleet.services.sweep import enforce_timeouts
 from fleet.timeutil import utcnow
 
@@ -52,9 +52,9 @@ def test_racing_writers_end_consistent_and_deliver_each_reconnect_once(app, make
         while not stop.is_set() or sent < 20:
             uid = rng.choice(list(tokens))
             token = tokens[uid]
-            device_id = devices.authenticate_device(token)
+            device_id = heartbeats.authenticate_device(token)
             db.session.rollback()
-            result = devices.accept_heartbeat(device_id, token, devices.Telemetry(), utcnow())
+            result = heartbeats.accept_heartbeat(device_id, token, heartbeats.Telemetry(), utcnow())
             if result.should_reconnect:
                 with lock:
                     deliveries[uid] += 1

@@ -1,7 +1,7 @@
 from datetime import timedelta
 
-from fleet.services import devices
-from fleet.services.devices import Telemetry
+from fleet.services import devices, heartbeats
+from fleet.services.heartbeats import Telemetry
 from fleet.timeutil import utcnow
 from tests.helpers import device_row, event_kinds, events_of
 
@@ -9,15 +9,15 @@ T0 = utcnow().replace(microsecond=0)
 
 
 def heartbeat(device, now, **telemetry):
-    snapshot = devices.find_device_by_token(device.token)
-    return devices.record_heartbeat(snapshot, Telemetry(**telemetry), now)
+    snapshot = heartbeats.find_device_by_token(device.token)
+    return heartbeats.record_heartbeat(snapshot, Telemetry(**telemetry), now)
 
 
 def test_it_connects_a_device_added_by_an_administrator_on_its_first_heartbeat(app):
     token = devices.add_device("kiosk-1", T0, site="Lobby")
     assert device_row("kiosk-1").status == "disconnected"
-    snapshot = devices.find_device_by_token(token)
-    result = devices.record_heartbeat(snapshot, Telemetry(), T0 + timedelta(seconds=5))
+    snapshot = heartbeats.find_device_by_token(token)
+    result = heartbeats.record_heartbeat(snapshot, Telemetry(), T0 + timedelta(seconds=5))
     assert result.status == "connected"
     assert events_of("kiosk-1") == [("disconnected", "connected", "device")]
 

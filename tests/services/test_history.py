@@ -1,6 +1,6 @@
 from datetime import timedelta
 
-from fleet.services import devices
+from fleet.services import heartbeats
 from fleet.services.history import telemetry_series, timeline_segments
 from fleet.timeutil import utcnow
 
@@ -38,9 +38,9 @@ def test_it_leaves_the_time_before_enrolment_blank():
 
 def test_it_holds_the_last_telemetry_reading_until_now(make_device):
     device = make_device("alpha", now=START)
-    snapshot = devices.find_device_by_token(device.token)
-    telemetry = devices.Telemetry(battery_level=50, wifi_strength=-60)
-    devices.record_heartbeat(snapshot, telemetry, START + timedelta(hours=12))
+    snapshot = heartbeats.find_device_by_token(device.token)
+    telemetry = heartbeats.Telemetry(battery_level=50, wifi_strength=-60)
+    heartbeats.record_heartbeat(snapshot, telemetry, START + timedelta(hours=12))
     series = telemetry_series(device.id, START, END)
     assert series.samples == 1
     assert series.battery.endswith("50.00,50.00 100.00,50.00")

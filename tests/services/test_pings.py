@@ -7,7 +7,7 @@ from sqlalchemy import event, select, text
 from fleet.errors import DeviceNotFound
 from fleet.extensions import db
 from fleet.models import DeviceEvent
-from fleet.services import devices
+from fleet.services import heartbeats
 from fleet.services.pings import (
     PingResult,
     apply_ping,
@@ -160,8 +160,8 @@ def test_a_heartbeat_landing_between_judgement_and_write_wins(app, make_device):
 
     def heartbeat_elsewhere():
         with app.app_context():
-            snapshot = devices.find_device_by_token(token)
-            devices.record_heartbeat(snapshot, devices.Telemetry(), at(95))
+            snapshot = heartbeats.find_device_by_token(token)
+            heartbeats.record_heartbeat(snapshot, heartbeats.Telemetry(), at(95))
             db.session.remove()
 
     def before_update(conn, cursor, statement, params, context, executemany):
@@ -272,5 +272,7 @@ def test_it_pages_by_uid_so_results_posted_meanwhile_skip_nobody(make_device):
 def test_the_diagnosis_is_dropped_once_the_device_speaks_again(make_device):
     token = make_device("kiosk-1", now=T0).token
     apply_ping(result(reachable=True), at(100))
-    devices.record_heartbeat(devices.find_device_by_token(token), devices.Telemetry(), at(110))
+    heartbeats.record_heartbeat(
+        heartbeats.find_device_by_token(token), heartbeats.Telemetry(), at(110)
+    )
     assert ping_diagnosis(device_row("kiosk-1")) is None

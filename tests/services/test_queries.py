@@ -1,6 +1,6 @@
 from datetime import timedelta
 
-from fleet.services import devices
+from fleet.services import devices, heartbeats
 from fleet.services.queries import DeviceFilter, fleet_counts, list_devices, matching_device_ids
 from fleet.services.sweep import enforce_timeouts
 from fleet.timeutil import utcnow
@@ -16,8 +16,8 @@ def flap(device, times: int, start):
         if n % 2 == 0:
             enforce_timeouts(now)
         else:
-            devices.record_heartbeat(
-                devices.find_device_by_token(device.token), devices.Telemetry(), now
+            heartbeats.record_heartbeat(
+                heartbeats.find_device_by_token(device.token), heartbeats.Telemetry(), now
             )
 
 
@@ -40,7 +40,9 @@ def test_it_counts_flapping_devices_in_the_window(make_device):
     flappy = make_device("flappy", now=T0)
     flap(flappy, 4, T0)
     now = T0 + timedelta(seconds=400)
-    devices.record_heartbeat(devices.find_device_by_token(steady.token), devices.Telemetry(), now)
+    heartbeats.record_heartbeat(
+        heartbeats.find_device_by_token(steady.token), heartbeats.Telemetry(), now
+    )
     page = list_devices(DeviceFilter(flapping=True), now)
     assert [(device.uid, flaps) for device, flaps in page.items] == [("flappy", 4)]
     assert uids(list_devices(DeviceFilter(sort="transitions"), now)) == ["flappy", "steady"]

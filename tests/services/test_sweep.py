@@ -4,7 +4,7 @@ from sqlalchemy import func, select
 
 from fleet.extensions import db
 from fleet.models import DeviceEvent, TelemetrySample
-from fleet.services import devices
+from fleet.services import devices, heartbeats
 from fleet.services.sweep import enforce_timeouts
 from fleet.timeutil import utcnow
 from tests.helpers import device_row, event_kinds, events_of
@@ -94,8 +94,8 @@ def test_a_second_sweep_changes_nothing(make_device):
 def test_a_heartbeat_after_the_sweep_reconnects_with_its_own_event(make_device):
     device = make_device("kiosk-1", now=T0)
     enforce_timeouts(at(100))
-    snapshot = devices.find_device_by_token(device.token)
-    devices.record_heartbeat(snapshot, devices.Telemetry(), at(101))
+    snapshot = heartbeats.find_device_by_token(device.token)
+    heartbeats.record_heartbeat(snapshot, heartbeats.Telemetry(), at(101))
     assert device_row("kiosk-1").status == "connected"
     assert enforce_timeouts(at(102)).transitions == 0
     assert [to for _, to, _ in events_of("kiosk-1")] == ["temporarily_offline", "connected"]
@@ -112,8 +112,8 @@ def test_it_expires_pending_reconnects_past_their_ttl(make_device):
 
 def test_it_prunes_telemetry_older_than_the_retention(make_device):
     device = make_device("kiosk-1", now=T0)
-    snapshot = devices.find_device_by_token(device.token)
-    devices.record_heartbeat(snapshot, devices.Telemetry(battery_level=80), at(0))
+    snapshot = heartbeats.find_device_by_token(device.token)
+    heartbeats.record_heartbeat(snapshot, heartbeats.Telemetry(battery_level=80), at(0))
     enforce_timeouts(at(86_401))
     assert db.session.execute(select(func.count()).select_from(TelemetrySample)).scalar_one() == 0
 

@@ -1,15 +1,25 @@
-"""Bearer-token authentication for devices, cached per request on `g`."""
+"""Bearer tokens on the device API, and the per-address allowance for bad ones."""
 
 from __future__ import annotations
 
-from flask import request
+import math
+import time
+from typing import NoReturn
+
+from flask import current_app, request
 from flask_limiter.util import get_remote_address
+from limits import parse
 
-from fleet.errors import Unauthorized
-from fleet.services import heartbeats
+from fleet.errors import FleetError, Unauthorized
+from fleet.extensions import limiter
+from fleet.tokens import hash_token
 
-_UNSET = object()
-_CACHE_KEY = "pulseboard.device_snapshot"
+_HASH_KEY = "pulseboard.token_hash"
+
+
+class TooManyBadCredentials(FleetError):
+    code = "rate_limited"
+    http_status = 429
 
 
 def bearer_token() -> str | None:
@@ -21,35 +31,37 @@ def bearer_token() -> str | None:
     return token.strip()
 
 
-def authenticated_device() -> int | None:
-    """The id of the device whose token was presented, looked up once per request."""
-    # Cached in the request's environ, not on `g`: an app context (and its `g`)
-    # can outlive a request, as it does under the test client.
-    cached = request.environ.get(_CACHE_KEY, _UNSET)
-    if cached is _UNSET:
+def presented_token_hash() -> str | None:
+    """The hash of the presented token, computed once per request (kept in its environ)."""
+    if _HASH_KEY not in request.environ:
         token = bearer_token()
-        cached = heartbeats.authenticate_device(token) if token else None
-        request.environ[_CACHE_KEY] = cached
-    return cached
-
-
-def require_device() -> tuple[int, str]:
-    """The authenticated device's id and the token it presented, or 401."""
-    device_id = authenticated_device()
-    if device_id is None:
-        raise Unauthorized("missing, unknown or rotated device token")
-    return device_id, bearer_token()
+        request.environ[_HASH_KEY] = hash_token(token) if token else None
+    return request.environ[_HASH_KEY]
 
 
 def device_rate_key() -> str:
-    """Limits on a valid device are its own, whichever address it comes from."""
-    device_id = authenticated_device()
-    return f"device:{device_id}" if device_id else f"addr:{get_remote_address()}"
+    """A device's limits follow its token, whichever address it comes from.
+
+    Keying by the token's hash needs no database lookup before the limit is
+    checked; a token that matches no device only limits itself.
+    """
+    token_hash = presented_token_hash()
+    return f"device:{token_hash}" if token_hash else f"addr:{get_remote_address()}"
 
 
-def has_valid_device() -> bool:
-    return authenticated_device() is not None
+def refuse_credentials(message: str) -> NoReturn:
+    """401, counted against the client address; 429 once the address has used its allowance.
 
-
-def lacks_valid_device() -> bool:
-    return authenticated_device() is None
+    Only failed attempts are counted, so valid devices behind the same address
+    (a whole site behind one NAT) are never held back by a misconfigured one.
+    """
+    allowance = parse(f"{current_app.config['BAD_TOKEN_MAX_PER_MINUTE']} per minute")
+    address = get_remote_address()
+    if not limiter.enabled or limiter.limiter.hit(allowance, "bad-credentials", address):
+        raise Unauthorized(message)
+    stats = limiter.limiter.get_window_stats(allowance, "bad-credentials", address)
+    retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+    raise TooManyBadCredentials(
+        "too many failed credentials from this address; retry later",
+        {"retry_after_seconds": retry_after},
+    )

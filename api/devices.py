@@ -6,10 +6,11 @@ from flask import Response, current_app, jsonify, request
 from flask_limiter.util import get_remote_address
 
 from api import bp
-from api.auth import device_rate_key, has_valid_device, lacks_valid_device, require_device
+from api.auth import bearer_token, device_rate_key, refuse_credentials
 from api.body import parse_body, read_json_object
 from api.schemas import HeartbeatRequest, HeartbeatResponse, RegisterRequest, RegisterResponse
 from api.spec import describe
+from fleet.errors import Unauthorized
 from fleet.extensions import limiter
 from fleet.services import devices, heartbeats
 from fleet.timeutil import utcnow
@@ -75,16 +76,13 @@ def register():
     auth="device",
     errors=(400, 401, 413, 422, 429, 503),
 )
-@limiter.limit(heartbeat_limits, key_func=device_rate_key, exempt_when=lacks_valid_device)
-@limiter.limit(
-    bad_credential_limits,
-    key_func=get_remote_address,
-    exempt_when=has_valid_device,
-    deduct_when=was_refused,
-)
+@limiter.limit(heartbeat_limits, key_func=device_rate_key)
 def heartbeat():
-    device_id, token = require_device()
+    token = bearer_token() or refuse_credentials("missing device token")
     body = parse_body(HeartbeatRequest)
     telemetry = heartbeats.Telemetry(**body.model_dump())
-    result = heartbeats.accept_heartbeat(device_id, token, telemetry, utcnow(), request.remote_addr)
+    try:
+        result = heartbeats.accept_heartbeat(token, telemetry, utcnow(), request.remote_addr)
+    except Unauthorized as error:
+        refuse_credentials(error.message)
     return jsonify(HeartbeatResponse(**vars(result)).model_dump(mode="json"))

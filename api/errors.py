@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Any
 
 import structlog
@@ -12,7 +14,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from fleet.errors import FleetError
-from fleet.extensions import db
+from fleet.extensions import db, limiter
 
 log = structlog.get_logger("pulseboard.api")
 
@@ -48,6 +50,14 @@ def validation_error_response(error: ValidationError) -> tuple[Response, int]:
     return error_response(422, "invalid_field", f"invalid field(s): {names}", {"fields": fields})
 
 
+def _seconds_until_reset() -> int:
+    """Whole seconds until the breached limit's window resets, never less than one."""
+    breached = limiter.current_limit
+    if breached is None:
+        return 1
+    return max(1, math.ceil(breached.reset_at - time.time()))
+
+
 def _is_api_request() -> bool:
     return request.path.startswith("/api/") or request.path == "/api"
 
@@ -58,7 +68,12 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(FleetError)
     def handle_fleet_error(error: FleetError):
         db.session.rollback()
-        return error_response(error.http_status, error.code, error.message, error.details)
+        response, status = error_response(
+            error.http_status, error.code, error.message, error.details
+        )
+        if "retry_after_seconds" in error.details:
+            response.headers["Retry-After"] = str(error.details["retry_after_seconds"])
+        return response, status
 
     @app.errorhandler(ValidationError)
     def handle_validation_error(error: ValidationError):
@@ -67,7 +82,14 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(RateLimitExceeded)
     def handle_rate_limited(error: RateLimitExceeded):
         message = f"rate limit exceeded ({error.description}); retry later"
-        return error_response(429, "rate_limited", message, {"limit": error.description})
+        retry_after = _seconds_until_reset()
+        details = {"limit": error.description, "retry_after_seconds": retry_after}
+        response, status = error_response(429, "rate_limited", message, details)
+        # Flask-Limiter rewrites Retry-After from this value but truncates the
+        # seconds left, answering "0" in a window's last second; one extra second
+        # here keeps its answer at or above the true wait.
+        response.headers["Retry-After"] = str(retry_after + 1)
+        return response, status
 
     @app.errorhandler(HTTPException)
     def handle_http_error(error: HTTPException):

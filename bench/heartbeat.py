@@ -156,7 +156,7 @@ def run(url: str, redis_url: str, args: argparse.Namespace) -> list[Result]:
             "DATABASE_URL": url,
             "LOG_LEVEL": "WARNING",
             "EMBEDDED_SWEEPER": "0",
-            "PROMETHEUS_MULTIPROC_DIR": scratch,
+            "PROMETHEUS_MULTIPROC_DIR": str(Path(scratch) / "metrics"),
         }
         out_of_the_way = {
             "HEARTBEAT_MIN_INTERVAL_SECONDS": "0",

@@ -80,4 +80,6 @@ def _device_row(n: int, beat, thresholds) -> dict:
         "disconnect_due_at": deadlines.disconnect_at,
         "changed_at": beat,
         "created_at": beat,
+        # In steady state a device's telemetry was sampled within the last few minutes.
+        "telemetry_sampled_at": beat,
     }

@@ -12,9 +12,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from fleet.config import load_config
-from fleet.extensions import csrf, db, limiter, login_manager, migrate
+from fleet.extensions import AUTOCOMMIT_BIND, csrf, db, limiter, login_manager, migrate
 from fleet.logs import configure_logging, init_request_logging
-from fleet.services.token_cache import TokenCache
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,13 +40,25 @@ def create_app(
 def _configure_extensions(app: Flask) -> None:
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app.config))
+    # A second pool whose connections stay in autocommit, for single-statement
+    # writes on the heartbeat hot path (no BEGIN/COMMIT round trips, and no
+    # isolation-level switching on every checkout).
+    app.config.setdefault(
+        "SQLALCHEMY_BINDS",
+        {
+            AUTOCOMMIT_BIND: {
+                "url": app.config["SQLALCHEMY_DATABASE_URI"],
+                "isolation_level": "AUTOCOMMIT",
+                **app.config["SQLALCHEMY_ENGINE_OPTIONS"],
+            }
+        },
+    )
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
     # Redis going away must not turn every heartbeat into an error: limits fall
     # back to this process's memory until it returns.
     app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
-    app.extensions["pulseboard_tokens"] = TokenCache()
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     limiter.init_app(app)

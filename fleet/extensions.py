@@ -13,6 +13,9 @@ class Base(DeclarativeBase):
     pass
 
 
+# The engine in `db.engines[AUTOCOMMIT_BIND]` never opens a transaction.
+AUTOCOMMIT_BIND = "autocommit"
+
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate(render_as_batch=True, compare_type=True)
 limiter = Limiter(key_func=get_remote_address)

@@ -23,7 +23,6 @@ from fleet.extensions import db
 from fleet.models import Device
 from fleet.rules import ReconnectState, Source, Status, Thresholds
 from fleet.services.events import Event, EventKind, record_events, status_event
-from fleet.services.token_cache import token_cache
 from fleet.tokens import DEVICE_TOKEN_PREFIX, hash_token, new_token, secrets_match
 
 MAX_ATTEMPTS = 8
@@ -77,7 +76,14 @@ def deadline_values(last_heartbeat_at: datetime | None, thresholds: Thresholds) 
 
 
 def read_snapshot(device_id: int) -> Row:
-    row = db.session.execute(select(*SNAPSHOT_COLUMNS).where(Device.id == device_id)).one_or_none()
+    """Re-read a device after a lost compare-and-set, locking its row.
+
+    The optimistic first try costs no lock; once a writer has lost a race, the
+    row lock (PostgreSQL; SQLite serialises writers anyway) makes sure it
+    cannot keep losing to a busy device.
+    """
+    query = select(*SNAPSHOT_COLUMNS).where(Device.id == device_id).with_for_update()
+    row = db.session.execute(query).one_or_none()
     if row is None:
         raise DeviceNotFound("device no longer exists")
     return row
@@ -232,7 +238,6 @@ def _re_enrol(
         return False
     record_events(events)
     db.session.commit()
-    token_cache().forget(snapshot.token_hash)
     return True
 
 

@@ -35,7 +35,7 @@ from sqlalchemy import (
 
 from fleet import rules
 from fleet.errors import Contention, Unauthorized
-from fleet.extensions import db
+from fleet.extensions import AUTOCOMMIT_BIND, db
 from fleet.models import Device, TelemetrySample
 from fleet.rules import ReconnectState, Source, Status, Thresholds
 from fleet.services.devices import (
@@ -48,7 +48,6 @@ from fleet.services.devices import (
     thresholds_of,
 )
 from fleet.services.events import Event, EventKind, record_events, status_event
-from fleet.services.token_cache import token_cache
 from fleet.timeutil import UTCDateTime
 from fleet.tokens import hash_token, hashes_match
 
@@ -90,26 +89,19 @@ def find_device_by_token(token: str) -> Row | None:
     return row
 
 
-def authenticate_device(token: str) -> int | None:
-    """The id of the device holding `token` (cached per process), or None."""
-    return token_cache().device_id(hash_token(token))
-
-
 def accept_heartbeat(
-    device_id: int, token: str, telemetry: Telemetry, now: datetime, address: str | None = None
+    token: str, telemetry: Telemetry, now: datetime, address: str | None = None
 ) -> HeartbeatResult:
-    """A heartbeat from the holder of `token`, whose device the token cache named.
+    """A heartbeat from the holder of `token`; Unauthorized when no device holds it.
 
-    Tries the one-statement common case first; anything else, or a token rotated
-    meanwhile, falls through to the token lookup and `record_heartbeat`.
+    Tries the one-statement common case first; anything else falls through to
+    the token lookup and `record_heartbeat`.
     """
-    token_hash = hash_token(token)
-    if _fast_heartbeat(device_id, token_hash, telemetry, now, address):
+    if _fast_heartbeat(hash_token(token), telemetry, now, address):
         return HeartbeatResult(Status.CONNECTED, now, fleet_defaults().interval, False, 0)
     snapshot = find_device_by_token(token)
     if snapshot is None:
-        token_cache().forget(token_hash)
-        raise Unauthorized("missing, unknown or rotated device token")
+        raise Unauthorized("unknown or rotated device token")
     return record_heartbeat(snapshot, telemetry, now, address)
 
 
@@ -147,7 +139,6 @@ def _differs(name: str) -> Any:
 FAST_HEARTBEAT = (
     update(Device)
     .where(
-        Device.id == bindparam("p_device_id"),
         Device.token_hash == bindparam("p_token_hash"),
         Device.status == Status.CONNECTED.value,
         or_(
@@ -176,14 +167,13 @@ FAST_HEARTBEAT = (
 
 
 def _fast_heartbeat(
-    device_id: int, token_hash: str, telemetry: Telemetry, now: datetime, address: str | None
+    token_hash: str, telemetry: Telemetry, now: datetime, address: str | None
 ) -> bool:
     """The whole heartbeat as one autocommitted UPDATE; False when the device needs more."""
     sample_every = timedelta(seconds=current_app.config["TELEMETRY_SAMPLE_SECONDS"])
     values = {
         **asdict(telemetry),
         **deadline_values(now, fleet_defaults()),
-        "device_id": device_id,
         "token_hash": token_hash,
         "sample_due_before": now - sample_every,
         "now": now,
@@ -194,9 +184,8 @@ def _fast_heartbeat(
     parameters = {f"p_{name}": value for name, value in values.items()}
     # A single statement needs no transaction around it: autocommit spares the
     # BEGIN and COMMIT round trips.
-    with db.engine.connect() as connection:
-        autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
-        return autocommit.execute(FAST_HEARTBEAT, parameters).rowcount == 1
+    with db.engines[AUTOCOMMIT_BIND].connect() as connection:
+        return connection.execute(FAST_HEARTBEAT, parameters).rowcount == 1
 
 
 def record_heartbeat(

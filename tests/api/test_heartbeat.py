@@ -1,3 +1,4 @@
+import time
 from datetime import timedelta
 
 import pytest
@@ -203,6 +204,33 @@ class TestRateLimits:
         assert other.status_code == 401
         assert valid == 200
 
+    def test_bad_tokens_over_the_allowance_are_told_when_to_retry(self, make_app):
+        app = make_app(BAD_TOKEN_MAX_PER_MINUTE=1)
+        with app.app_context():
+            client = app.test_client()
+            beat(client, "bad-1")
+            response = beat(client, "bad-2")
+        assert response.status_code == 429
+        assert 1 <= int(response.headers["Retry-After"]) <= 60
+        assert response.json["error"]["code"] == "rate_limited"
+
+    def test_retry_after_never_tells_a_limited_device_to_retry_at_once(
+        self, make_app, enrol_factory
+    ):
+        app = make_app(HEARTBEAT_MIN_INTERVAL_SECONDS=1)
+        with app.app_context():
+            client = app.test_client()
+            token = enrol_factory(client, "kiosk-1")
+            waits = []
+            deadline = time.monotonic() + 1.5
+            while time.monotonic() < deadline:
+                response = beat(client, token)
+                if response.status_code == 429:
+                    waits.append(int(response.headers["Retry-After"]))
+                time.sleep(0.02)
+        assert waits, "the device was never limited"
+        assert min(waits) >= 1
+
 
 class TestReconnect:
     def test_it_delivers_a_reconnect_exactly_once(self, unlimited_client, make_device):
@@ -242,10 +270,10 @@ def test_it_never_stores_the_raw_token(client, enrol):
     assert db.session.execute(select(func.count()).select_from(DeviceEvent)).scalar_one() == 1
 
 
-class TestTokenCache:
+class TestCommonPath:
     def test_a_token_rotated_elsewhere_stops_working_at_once(self, unlimited_client, enrol):
         token = enrol("kiosk-1")["token"]
-        assert beat(unlimited_client, token).status_code == 200  # now cached in this process
+        assert beat(unlimited_client, token).status_code == 200
         # Another server process re-enrols the device: only the database knows.
         db.session.execute(
             update(Device).where(Device.uid == "kiosk-1").values(token_hash="0" * 64)

@@ -52,9 +52,7 @@ def test_racing_writers_end_consistent_and_deliver_each_reconnect_once(app, make
         while not stop.is_set() or sent < 20:
             uid = rng.choice(list(tokens))
             token = tokens[uid]
-            device_id = heartbeats.authenticate_device(token)
-            db.session.rollback()
-            result = heartbeats.accept_heartbeat(device_id, token, heartbeats.Telemetry(), utcnow())
+            result = heartbeats.accept_heartbeat(token, heartbeats.Telemetry(), utcnow())
             if result.should_reconnect:
                 with lock:
                     deliveries[uid] += 1

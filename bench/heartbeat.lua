@@ -1,14 +1,20 @@
 -- wrk script: each request is a heartbeat from the next device in the token list.
+-- Threads start at evenly spaced offsets so they never send the same device in step.
 local tokens = {}
 local index = 0
 local body = '{"battery_level": 77, "wifi_strength": -60, "uptime_seconds": 1200}'
+local threads = 0
+
+function setup(thread)
+  thread:set("offset", threads)
+  threads = threads + 1
+end
 
 function init(args)
   for line in io.lines(args[1]) do
     tokens[#tokens + 1] = line
   end
-  -- Spread threads over the list so they do not send the same devices in step.
-  index = math.random(#tokens)
+  index = math.floor(offset * #tokens / 2)
 end
 
 function request()

@@ -49,6 +49,15 @@ def ping_word(device: Any) -> str:
     return "unreachable"
 
 
+@bp.app_template_filter("duration")
+def duration(seconds: int) -> str:
+    """A configured span in the largest whole unit: "30 s", "5 min", "24 h"."""
+    for unit, size in (("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
 @bp.app_template_filter("iso")
 def iso(moment: datetime | None) -> str:
     """Machine-readable UTC time for `<time datetime>`."""

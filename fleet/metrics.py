@@ -163,12 +163,11 @@ def devices_by_status() -> dict[str, int]:
 
 def last_sweep() -> SweepRun | None:
     """The newest sweep that was not skipped, or None."""
-    return db.session.execute(
-        select(SweepRun)
-        .where(SweepRun.skipped.is_(False))
-        .order_by(SweepRun.started_at.desc())
-        .limit(1)
-    ).scalar_one_or_none()
+    # Imported here: the sweep service logs through the events module, which counts
+    # transitions through this one.
+    from fleet.services.sweep import last_sweep as newest_sweep
+
+    return newest_sweep()
 
 
 def last_sweep_at() -> datetime | None:

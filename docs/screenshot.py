@@ -1,0 +1,84 @@
+"""Take the README's screenshot of the fleet page from a live demo fleet.
+
+    .venv/bin/python docs/screenshot.py [--wait 100]
+
+Starts `make run`'s launcher (server + simulator) on a free port with a scratch
+SQLite database, waits for the fleet to show every tier, logs in with headless
+Chromium (Debian's, nothing downloaded) and writes docs/fleet.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def shoot(url: str, path: Path) -> None:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium
+        browser = chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.goto(f"{url}/login")
+        page.fill("input[name=email]", "admin@example.com")
+        page.fill("input[name=password]", "pulseboard")
+        page.click("button[type=submit]")
+        page.wait_for_selector("table tbody tr")
+        page.goto(f"{url}/?sort=stalest")
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(path))
+        browser.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--wait", type=int, default=100, help="seconds of simulated fleet first")
+    args = parser.parse_args()
+    port = free_port()
+    with tempfile.TemporaryDirectory() as scratch:
+        env = {
+            **os.environ,
+            "PORT": str(port),
+            "DEMO": "1",
+            "DATABASE_URL": f"sqlite:///{scratch}/demo.sqlite3",
+            "RUN_LOG_DIR": scratch,
+        }
+        launcher = subprocess.Popen(
+            [sys.executable, "-m", "fleet.devserver"], cwd=ROOT, env=env, start_new_session=True
+        )
+        try:
+            time.sleep(args.wait)
+            shoot(f"http://127.0.0.1:{port}", ROOT / "docs" / "fleet.png")
+        finally:
+            os.killpg(launcher.pid, signal.SIGINT)
+            launcher.wait(timeout=30)
+    print(f"wrote {ROOT / 'docs' / 'fleet.png'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -66,8 +66,6 @@ class Device(db.Model):
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-    __table_args__ = (Index("ix_device_status_site", "status", "site"),)
-
 
 class DeviceEvent(db.Model):
     """One status transition or operator action: the device's event log."""

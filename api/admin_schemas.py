@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from api.schemas import RequestBody, Uid
 from fleet import rules
@@ -53,6 +53,20 @@ class PingRequest(RequestBody):
     checked_at: AwareDatetime | None = Field(
         default=None, strict=False, description="When the check ran; defaults to receipt."
     )
+
+    @field_validator("checked_at")
+    @classmethod
+    def checked_at_is_plausible(cls, value: datetime | None) -> datetime | None:
+        """In UTC, and not absurdly far in the past (year 1 with a zone overflows)."""
+        if value is None:
+            return None
+        try:
+            value = value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("is out of range") from None
+        if value.year < 2000:
+            raise ValueError("must be after the year 2000")
+        return value
 
 
 class PingOutcomeOut(BaseModel):

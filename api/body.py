@@ -24,12 +24,33 @@ def read_json_object() -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise MalformedBody("the body nests too deeply") from None
     except (ValueError, UnicodeDecodeError) as error:
         raise MalformedBody(f"the body is not valid JSON: {error}") from None
     if not isinstance(data, dict):
         raise MalformedBody("the body must be a JSON object")
+    if _has_nul(data):
+        raise MalformedBody("the body contains a NUL character")
     return data
+
+
+def _refuse_constant(name: str) -> Any:
+    # NaN and Infinity are accepted by Python's parser but are not JSON, and
+    # PostgreSQL refuses them in a json column.
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _has_nul(value: Any, depth: int = 0) -> bool:
+    """True if any string (key or value) holds NUL, which PostgreSQL text cannot store."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item, depth + 1) for item in value)
+    return False
 
 
 def parse_body(schema: type[Schema]) -> Schema:

@@ -11,7 +11,7 @@ from flask import Flask, Response, jsonify, request
 from flask_limiter.errors import RateLimitExceeded
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException
 
 from fleet.errors import FleetError
 from fleet.extensions import db, limiter
@@ -62,8 +62,21 @@ def _is_api_request() -> bool:
     return request.path.startswith("/api/") or request.path == "/api"
 
 
+def refuse_nul_characters() -> None:
+    """400 for a NUL anywhere in the path, query or form: PostgreSQL text cannot hold one."""
+    if "\x00" in request.path or b"%00" in request.query_string or b"\x00" in request.query_string:
+        raise BadRequest("NUL characters are not allowed in URLs")
+    is_form = request.method == "POST" and request.mimetype in FORM_TYPES
+    if is_form and any("\x00" in value for value in request.form.values()):
+        raise BadRequest("NUL characters are not allowed in forms")
+
+
+FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
+
+
 def register_error_handlers(app: Flask) -> None:
     """JSON errors under /api; everything else keeps Flask's pages."""
+    app.before_request(refuse_nul_characters)
 
     @app.errorhandler(FleetError)
     def handle_fleet_error(error: FleetError):

@@ -206,7 +206,8 @@ def _responses(operation: Operation, refs: dict[Any, dict[str, Any]]) -> dict[st
         schema = refs[(operation.response, "serialization")]
         success["content"] = {"application/json": {"schema": schema}}
     responses = {str(operation.status): success}
-    for status in operation.errors:
+    # Any endpoint answers 400 to a NUL character in its URL (api.errors.refuse_nul_characters).
+    for status in sorted({400, *operation.errors}):
         responses[str(status)] = _error_response(status, refs, headers)
     return responses
 

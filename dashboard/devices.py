@@ -46,7 +46,7 @@ def _seconds(raw: str | None) -> int | None:
     raw = (raw or "").strip()
     if not raw:
         return None
-    if not raw.isdigit() or int(raw) > MAX_THRESHOLD_SECONDS:
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_THRESHOLD_SECONDS:
         raise InvalidInput("thresholds are whole numbers of seconds, at most 30 days")
     return int(raw)
 

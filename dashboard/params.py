@@ -20,7 +20,9 @@ MAX_PAGE = 1_000_000
 def _int(args: MultiDict, name: str, default: int) -> int:
     """A positive whole number from the URL; anything else (or absurdly large) is the default."""
     raw = args.get(name, "")
-    return int(raw) if raw.isdigit() and 0 < int(raw) <= MAX_PAGE else default
+    if not (raw.isascii() and raw.isdigit()):  # "²".isdigit() is True, int("²") fails
+        return default
+    return int(raw) if 0 < int(raw) <= MAX_PAGE else default
 
 
 def page_number(args: MultiDict) -> int:
@@ -56,15 +58,15 @@ def parse_time(raw: str | None) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(raw.strip())
-    except ValueError:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def shown_ids(args: MultiDict) -> list[int]:
     """The device ids on the client's screen, sent by the poll as `shown=1,2,3`."""
     parts = args.get("shown", "").split(",")[:1000]
-    return [int(part) for part in parts if part.isdigit() and int(part) < 2**31]
+    return [int(part) for part in parts if part.isascii() and part.isdigit() and int(part) < 2**31]
 
 
 def event_filter(args: MultiDict, uid: str | None = None) -> EventFilter:

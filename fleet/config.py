@@ -112,6 +112,9 @@ def load_config(env: Mapping[str, str], instance_path: str) -> dict[str, Any]:
         ),
         "MAX_CONTENT_LENGTH": env_int(env, "MAX_BODY_BYTES", 64 * 1024, minimum=1024),
         "EXTRA_MAX_BYTES": env_int(env, "EXTRA_MAX_BYTES", 4096, minimum=0),
+        # The CSRF token is tied to the session; an expiry of its own would make a
+        # grid left open for an hour refuse its next click.
+        "WTF_CSRF_TIME_LIMIT": None,
         "LOG_FORMAT": env_str(env, "LOG_FORMAT", "console"),
         "LOG_LEVEL": env_str(env, "LOG_LEVEL", "INFO"),
         "METRICS_TOKEN": env_str(env, "METRICS_TOKEN"),

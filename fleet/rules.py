@@ -158,5 +158,6 @@ def judge_ping(
     if reachable:
         return PingVerdict(True, None, "reachable, app silent")
     if status is Status.CONNECTED:
-        return PingVerdict(True, Status.TEMPORARILY_OFFLINE, "unreachable by external ping")
+        # The ping only hastens what the sweep would do: past D that is disconnected.
+        return PingVerdict(True, status_for_age(age, thresholds), "unreachable by external ping")
     return PingVerdict(True, None, "unreachable")

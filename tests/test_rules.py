@@ -110,6 +110,10 @@ class TestPingRules:
         assert verdict.new_status is None
         assert verdict.reason == "reachable, app silent"
 
+    def test_an_unreachable_device_silent_past_d_goes_straight_to_disconnected(self):
+        verdict = rules.judge_ping(NOW, ago(400), DEFAULTS, Status.CONNECTED, reachable=False)
+        assert verdict.new_status is Status.DISCONNECTED
+
     def test_it_leaves_a_disconnected_device_disconnected_when_unreachable(self):
         verdict = rules.judge_ping(NOW, ago(400), DEFAULTS, Status.DISCONNECTED, reachable=False)
         assert verdict.applied

@@ -20,8 +20,6 @@ from fleet.services.queries import DeviceFilter, DevicePage, FlapSettings
 # change is still newer than the next poll's cursor. A change can thus be sent
 # twice, which is harmless: the row is simply redrawn the same.
 POLL_SLACK_SECONDS = 5
-# Past this many changed devices a poll sends only the rows on screen anyway.
-MAX_CHANGED = 5000
 
 
 @dataclass(frozen=True)
@@ -61,10 +59,11 @@ def poll_fleet(
     view: DeviceFilter, since: datetime, shown: list[int], now: datetime
 ) -> FleetPoll | None:
     """The shown devices changed after `since` and fresh counters; None when nothing changed."""
-    changed = queries.changed_device_ids(since, MAX_CHANGED)
-    if not changed:
+    if not queries.anything_changed(since):
         return None
-    on_screen = sorted(set(changed) & set(shown))
+    # Ask about the rows on screen by id, so a site-wide outage that changes
+    # thousands of devices cannot crowd them out.
+    on_screen = queries.changed_among(shown, since)
     rows = queries.devices_with_flaps(on_screen, now)
     matching = set(queries.matching_device_ids(view, now, among=on_screen)) if on_screen else set()
     return FleetPoll(

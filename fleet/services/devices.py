@@ -89,11 +89,20 @@ def read_snapshot(device_id: int) -> Row:
     return row
 
 
-def compare_and_set(device_id: int, seen_revision: int, values: dict[str, Any]) -> bool:
-    """Apply `values` only if nobody changed the device's state since we read it."""
+def compare_and_set(seen: Any, values: dict[str, Any]) -> bool:
+    """Apply `values` only if nobody changed the device since `seen` was read.
+
+    A heartbeat that changes no state does not bump the revision, so the
+    heartbeat time is compared too: deadlines computed from an older heartbeat
+    must never overwrite a newer one's.
+    """
     result = db.session.execute(
         update(Device)
-        .where(Device.id == device_id, Device.revision == seen_revision)
+        .where(
+            Device.id == seen.id,
+            Device.revision == seen.revision,
+            Device.last_heartbeat_at.is_not_distinct_from(seen.last_heartbeat_at),
+        )
         .values(**values)
         .execution_options(synchronize_session=False)
     )
@@ -112,10 +121,10 @@ class Enrolment:
     heartbeat_interval_seconds: int
 
 
-def check_enrollment_key(presented: str | None) -> None:
+def check_enrollment_key(presented: Any) -> None:
     """Refuse enrolment unless the fleet's key was presented."""
     expected = current_app.config["ENROLLMENT_KEY"]
-    if not presented or not secrets_match(expected, presented):
+    if not isinstance(presented, str) or not presented or not secrets_match(expected, presented):
         raise Unauthorized("missing or wrong enrolment key")
 
 
@@ -234,7 +243,7 @@ def _re_enrol(
                 age=age,
             )
         )
-    if not compare_and_set(snapshot.id, snapshot.revision, values):
+    if not compare_and_set(snapshot, values):
         return False
     record_events(events)
     db.session.commit()

@@ -11,8 +11,10 @@ from datetime import datetime
 from typing import Any
 
 import structlog
+from psycopg.types.json import Json
 from sqlalchemy import event as sa_event
 from sqlalchemy import insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from fleet import metrics
@@ -82,13 +84,34 @@ def status_event(
 
 
 def record_events(events: list[Event]) -> None:
-    """Insert the events in one statement; each is logged once its transaction commits."""
+    """Insert the events in the current transaction; each is logged once it commits."""
     if not events:
         return
-    # Core executemany (pipelined by psycopg): measured faster than the ORM bulk
-    # path, RETURNING-driven insertmanyvalues, or multi-row VALUES for large sweeps.
-    db.session.execute(insert(DeviceEvent.__table__), [event.row() for event in events])
+    connection = db.session.connection()
+    if len(events) >= COPY_AT_LEAST and connection.dialect.name == "postgresql":
+        _copy_events(connection, events)
+    else:
+        # Core executemany: measured faster than the ORM bulk path, RETURNING-driven
+        # insertmanyvalues, or multi-row VALUES.
+        connection.execute(insert(DeviceEvent.__table__), [event.row() for event in events])
     db.session.info.setdefault(_UNLOGGED, []).extend(events)
+
+
+# A sweep after an outage writes thousands of events at once; PostgreSQL's COPY
+# takes them about ten times faster than one INSERT each.
+COPY_AT_LEAST = 50
+
+
+def _copy_events(connection: Connection, events: list[Event]) -> None:
+    columns = ", ".join(_ROW_FIELDS)
+    cursor = connection.connection.dbapi_connection.cursor()
+    with cursor, cursor.copy(f"COPY device_event ({columns}) FROM STDIN") as copy:
+        for event in events:
+            copy.write_row([_copy_value(getattr(event, name)) for name in _ROW_FIELDS])
+
+
+def _copy_value(value: Any) -> Any:
+    return Json(value) if isinstance(value, dict) else value
 
 
 _UNLOGGED = "pulseboard_unlogged_events"

@@ -199,7 +199,7 @@ def record_heartbeat(
     """
     for _ in range(MAX_ATTEMPTS):
         plan = _plan_heartbeat(snapshot, telemetry, now, address)
-        if compare_and_set(snapshot.id, snapshot.revision, plan.values):
+        if compare_and_set(snapshot, plan.values):
             record_events(plan.events)
             if plan.sample_telemetry:
                 _sample_telemetry(snapshot.id, telemetry, now)
@@ -214,7 +214,11 @@ def record_heartbeat(
                 else 0,
             )
         db.session.rollback()
-        snapshot = read_snapshot(snapshot.id)
+        fresh = read_snapshot(snapshot.id)
+        if fresh.token_hash != snapshot.token_hash:
+            # Re-enrolled while we were busy: the token this heartbeat came with is dead.
+            raise Unauthorized("unknown or rotated device token")
+        snapshot = fresh
     raise Contention("the device is being updated concurrently; retry shortly")
 
 

@@ -14,13 +14,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
+import structlog
 from flask import current_app
 from redis import Redis
+from redis.exceptions import LockNotOwnedError
 from sqlalchemy import insert, or_, update
 from sqlalchemy.exc import IntegrityError
 
 from fleet.extensions import db
 from fleet.models import Lease
+
+log = structlog.get_logger("pulseboard.locks")
 
 
 def redis_client() -> Redis | None:
@@ -60,7 +64,12 @@ def _redis_lock(client: Redis, name: str, ttl_seconds: int) -> Iterator[bool]:
         yield acquired
     finally:
         if acquired:
-            lock.release()
+            try:
+                lock.release()
+            except LockNotOwnedError:
+                # Held past its expiry: the work is done and committed; another
+                # sweep may already hold the lock, which is theirs to release.
+                log.warning("lock_expired_before_release", lock=name, ttl_seconds=ttl_seconds)
 
 
 @contextmanager

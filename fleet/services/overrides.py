@@ -78,9 +78,10 @@ def set_overrides(uid: str, overrides: Overrides, actor: str, now: datetime) -> 
             "revision": row.revision + 1,
             "changed_at": now,
         }
-        # Revision compare-and-set: a heartbeat racing us either sees the new
-        # thresholds or makes us retry, so deadlines never mix old and new.
-        if compare_and_set(row.id, row.revision, values):
+        # Compare-and-set on revision and heartbeat time: a heartbeat racing us
+        # either sees the new thresholds or makes us retry, so deadlines never mix
+        # old and new.
+        if compare_and_set(row, values):
             record_events([_settings_event(row.id, uid, before, overrides, actor, now)])
             db.session.commit()
             return db.session.execute(select(Device).where(Device.id == row.id)).scalar_one()

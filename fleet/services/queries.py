@@ -88,12 +88,14 @@ def _conditions(view: DeviceFilter, flaps: Any, flap: FlapSettings, now: datetim
     if view.site:
         conditions.append(Device.site == view.site)
     if view.q:
-        pattern = f"%{view.q.lower()}%"
+        # A search for "50%" means the text, not a wildcard.
+        literal = view.q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{literal}%"
         conditions.append(
             or_(
-                func.lower(Device.uid).like(pattern),
-                func.lower(Device.name).like(pattern),
-                func.lower(Device.site).like(pattern),
+                func.lower(Device.uid).like(pattern, escape="\\"),
+                func.lower(Device.name).like(pattern, escape="\\"),
+                func.lower(Device.site).like(pattern, escape="\\"),
             )
         )
     if view.flapping is not None:
@@ -183,13 +185,18 @@ def flap_count(device_id: int, now: datetime) -> int:
     ).scalar_one()
 
 
-def changed_device_ids(since: datetime, limit: int) -> list[int]:
-    """Devices with a visible change after `since` (at most `limit`), by the changed_at index."""
-    return list(
-        db.session.execute(
-            select(Device.id).where(Device.changed_at > since).limit(limit)
-        ).scalars()
-    )
+def anything_changed(since: datetime) -> bool:
+    """Whether any device changed visibly after `since` (one probe of the changed_at index)."""
+    query = select(Device.id).where(Device.changed_at > since).limit(1)
+    return db.session.execute(query).first() is not None
+
+
+def changed_among(device_ids: list[int], since: datetime) -> list[int]:
+    """Which of these devices changed visibly after `since`, in id order."""
+    if not device_ids:
+        return []
+    query = select(Device.id).where(Device.id.in_(device_ids), Device.changed_at > since)
+    return list(db.session.execute(query.order_by(Device.id)).scalars())
 
 
 def devices_with_flaps(device_ids: list[int], now: datetime) -> list[tuple[Device, int]]:

@@ -29,6 +29,7 @@ from fleet.rules import ReconnectState, Source, Status
 from fleet.services import locks
 from fleet.services.devices import fleet_defaults
 from fleet.services.events import Event, EventKind, record_events, status_event
+from fleet.timeutil import utcnow
 
 log = structlog.get_logger("pulseboard.sweep")
 
@@ -148,29 +149,34 @@ def _apply_move(
     if dry_run:
         query = select(*CHANGE_COLUMNS).where(_due(from_status, to_status, now))
         return [_change(row, from_status, to_status, now) for row in db.session.execute(query)]
+    # Chunks commit one by one, so the report keeps those done before a failure.
+    changes: list[Change] = []
     try:
-        return _move_in_chunks(from_status, to_status, now)
+        _move_in_chunks(from_status, to_status, now, changes)
+        return changes
     except SQLAlchemyError as error:
         if getattr(error, "connection_invalidated", False):
             raise
         db.session.rollback()
         log.error("sweep_chunk_failed", move=f"{from_status}->{to_status}", error=str(error))
-        return _move_row_by_row(from_status, to_status, now)
+        return changes + _move_row_by_row(from_status, to_status, now)
 
 
-def _move_in_chunks(from_status: Status, to_status: Status, now: datetime) -> list[Change]:
-    changes: list[Change] = []
+def _move_in_chunks(
+    from_status: Status, to_status: Status, now: datetime, changes: list[Change]
+) -> None:
+    """Move the due devices chunk by chunk, appending each committed chunk to `changes`."""
     while True:
         # Ids first, then an update by primary key: an `IN (SELECT ... LIMIT)` lets a
         # planner with stale statistics re-run the subquery per row (seconds, not ms).
         chunk = select(Device.id).where(_due(from_status, to_status, now)).limit(CHUNK)
         ids = list(db.session.execute(chunk).scalars())
         if not ids:
-            return changes
+            return
         rows = _move(from_status, to_status, now, Device.id.in_(ids))
         changes.extend(_change(row, from_status, to_status, now) for row in rows)
         if len(ids) < CHUNK:
-            return changes
+            return
 
 
 def _move_row_by_row(from_status: Status, to_status: Status, now: datetime) -> list[Change]:
@@ -200,7 +206,10 @@ def _move(
             status_reason=_stored_reason(to_status),
             status_source=Source.SYSTEM,
             status_changed_at=now,
-            changed_at=now,
+            # Stamped at the chunk's own time, not the sweep's start: the dashboard's
+            # poll cursor trails the clock by seconds, and a long sweep's later
+            # chunks would otherwise commit behind it and never be redrawn.
+            changed_at=utcnow(),
             revision=Device.revision + 1,
         )
         .returning(*CHANGE_COLUMNS)

@@ -13,6 +13,12 @@ HUGE = "9" * 30
         f"/poll?shown={HUGE},1,x&since=not-a-time",
         f"/events?page={HUGE}&since=2026-13-45",
         f"/devices/kiosk-1?page={HUGE}",
+        "/?page=²&per_page=²",
+        "/events?page=²&since=9999-12-31T23:59:59-10:00",
+        "/poll?shown=²",
+        "/devices/kiosk-1?uid=other&page=2&_external=1",
+        "/?q=%00",
+        "/devices/kiosk%001",
     ],
 )
 def test_it_shrugs_off_absurd_numbers_in_urls(client, login, make_device, url):

@@ -122,3 +122,24 @@ def test_devices_that_never_spoke_are_left_alone(app):
     devices.add_device("kiosk-1", T0)
     assert enforce_timeouts(at(10_000)).transitions == 0
     assert device_row("kiosk-1").status == "disconnected"
+
+
+def test_a_large_sweep_writes_every_event_in_full(make_device):
+    # Past COPY_AT_LEAST events PostgreSQL takes them by COPY; both paths must agree.
+    for n in range(60):
+        make_device(f"kiosk-{n:02d}", now=T0)
+    assert enforce_timeouts(at(90)).transitions == 60
+    events = db.session.execute(select(DeviceEvent).where(DeviceEvent.kind == "status")).scalars()
+    rows = {
+        (e.from_status, e.to_status, e.source, e.reason, e.heartbeat_age_seconds) for e in events
+    }
+    assert rows == {
+        (
+            "connected",
+            "temporarily_offline",
+            "system",
+            "no heartbeat for 90s (interval 30s + grace 30s)",
+            90,
+        )
+    }
+    assert db.session.execute(select(func.count()).select_from(DeviceEvent)).scalar_one() == 120

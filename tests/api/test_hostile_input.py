@@ -1,0 +1,79 @@
+"""Requests a careless or hostile client can send: each gets a clear 4xx, never a 500."""
+
+import pytest
+from pydantic import ValidationError
+
+from api.admin_schemas import PingRequest
+from fleet.errors import Unauthorized
+from fleet.services import devices, heartbeats
+from fleet.services.queries import DeviceFilter, list_devices
+from fleet.timeutil import utcnow
+from tests.conftest import ENROLLMENT_KEY
+
+REGISTER = "/api/devices/register"
+HEARTBEAT = "/api/devices/heartbeat"
+
+
+@pytest.mark.parametrize("key", [123, {"a": 1}, ["x"], None, True])
+def test_an_enrolment_key_that_is_not_text_is_refused(client, key):
+    response = client.post(REGISTER, json={"uid": "kiosk-1", "enrollment_key": key})
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 50_000,
+        b'{"uid": "kiosk-1", "extra": {"a": NaN}}',
+        b'{"uid": "kiosk-1", "extra": {"a": Infinity}}',
+        b'{"uid": "kiosk-1", "name": "lobby\\u0000screen"}',
+        b'{"uid": "kiosk-1", "extra": {"k\\u0000": 1}}',
+    ],
+)
+def test_bodies_json_or_postgresql_cannot_hold_are_malformed(client, raw):
+    response = client.post(
+        REGISTER,
+        data=raw,
+        headers={"X-Enrollment-Key": ENROLLMENT_KEY, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "malformed_json"
+
+
+@pytest.mark.parametrize(
+    "url", ["/api/admin/devices/a%00b", "/api/admin/devices?q=%00", "/api/nowhere%00"]
+)
+def test_a_nul_in_a_url_is_a_bad_request(client, url):
+    response = client.get(url)
+    assert response.status_code == 400
+    assert set(response.json["error"]) == {"code", "message", "details"}
+
+
+@pytest.mark.parametrize("checked_at", ["0001-01-01T00:00:00+14:00", "1970-01-01T00:00:00Z"])
+def test_an_implausible_ping_time_is_a_field_error(checked_at):
+    with pytest.raises(ValidationError, match="checked_at"):
+        PingRequest.model_validate({"uid": "kiosk-1", "reachable": True, "checked_at": checked_at})
+
+
+def test_a_search_for_a_percent_sign_is_literal(make_device):
+    make_device("kiosk-1")
+    make_device("promo-50%")
+    page = list_devices(DeviceFilter(q="50%"), utcnow())
+    assert [device.uid for device, _ in page.items] == ["promo-50%"]
+    assert list_devices(DeviceFilter(q="%"), utcnow()).total == 1  # not every device
+
+
+def test_a_token_rotated_mid_heartbeat_is_refused(make_device):
+    device = make_device("kiosk-1")
+    snapshot = heartbeats.find_device_by_token(device.token)
+    devices.register_device("kiosk-1", utcnow())  # re-enrolled: a new token
+    devices.request_reconnect("kiosk-1", "ops", utcnow())
+    with pytest.raises(Unauthorized):
+        heartbeats.record_heartbeat(snapshot, heartbeats.Telemetry(), utcnow())
+
+
+def test_a_write_planned_before_a_heartbeat_does_not_land(make_device):
+    device = make_device("kiosk-1")
+    seen = heartbeats.find_device_by_token(device.token)
+    heartbeats.accept_heartbeat(device.token, heartbeats.Telemetry(), utcnow())
+    assert not devices.compare_and_set(seen, {"offline_due_at": seen.last_heartbeat_at})

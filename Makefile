@@ -9,7 +9,7 @@ PORT ?= 5000
 HOST ?= 127.0.0.1
 DEMO ?= 1
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format clean
 
 $(BIN)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -162,6 +162,8 @@ class Api:
             except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
                 problem = f"cannot reach the server: {getattr(error, 'reason', error)}"
                 delay = None
+            except ValueError:  # a 200 that is not JSON: a proxy's page, say
+                problem, delay = "the server answered something that is not JSON", None
             if attempt < self.settings.max_retries:
                 self.wait(self._backoff(attempt, delay))
         raise ServerUnavailable(problem)
@@ -256,9 +258,11 @@ def run_cycle(api: Api, settings: Settings, pool: ThreadPoolExecutor) -> dict[st
         while True:
             query = {"limit": settings.batch_size, **({"after": after} if after else {})}
             page = api.call("GET", NEEDING_PING, query=query)
+            if not isinstance(page, dict) or "items" not in page:
+                raise ServerUnavailable("the server's answer has no list of devices")
             if page["items"]:
                 _report(api, check_page(page["items"], settings, pool), tally)
-            after = page["next_after"]
+            after = page.get("next_after")
             if after is None:
                 break
     except (ServerUnavailable, ServerRefused) as failure:

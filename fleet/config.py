@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 DEFAULT_SECRET_KEY = "dev-secret-key-change-me"
 DEFAULT_ENROLLMENT_KEY = "dev-enrollment-key"
 
@@ -50,6 +51,14 @@ def env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if lowered in {"0", "false", "no", "off"}:
         return False
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def env_choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    """The variable, which must be one of `choices` (compared case-insensitively)."""
+    value = (env_str(env, name) or default).lower()
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
 
 
 def default_database_url(instance_path: str) -> str:
@@ -115,7 +124,7 @@ def load_config(env: Mapping[str, str], instance_path: str) -> dict[str, Any]:
         # The CSRF token is tied to the session; an expiry of its own would make a
         # grid left open for an hour refuse its next click.
         "WTF_CSRF_TIME_LIMIT": None,
-        "LOG_FORMAT": env_str(env, "LOG_FORMAT", "console"),
-        "LOG_LEVEL": env_str(env, "LOG_LEVEL", "INFO"),
+        "LOG_FORMAT": env_choice(env, "LOG_FORMAT", "console", ("console", "json")),
+        "LOG_LEVEL": env_choice(env, "LOG_LEVEL", "info", LOG_LEVELS).upper(),
         "METRICS_TOKEN": env_str(env, "METRICS_TOKEN"),
     }

@@ -206,7 +206,10 @@ def banner(settings: RunSettings, admin: str) -> str:
     """What a newcomer needs: the URL, the login and how to stop."""
     lines = [
         f"Pulseboard is running at {settings.url}",
-        f"  log in as {settings.admin_email} / {settings.admin_password}  ({admin})",
+        # The password is shown only when this run set it; an existing admin keeps theirs.
+        f"  log in as {settings.admin_email} / "
+        + (settings.admin_password if admin.startswith("created") else "(its existing password)")
+        + f"  ({admin})",
     ]
     if settings.demo:
         lines += [

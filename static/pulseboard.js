@@ -55,6 +55,25 @@
     event.detail.parameters.shown = ids.join(",");
   });
 
+  // htmx swaps nothing on an error answer, so a refused click would look like
+  // nothing happened; say so at the top of the page instead. Polls stay quiet.
+  document.addEventListener("htmx:responseError", function (event) {
+    if (event.detail.elt.id === "poller") return;
+    var status = event.detail.xhr.status;
+    var text = status === 403 ? "You are not allowed to do that."
+      : status === 429 ? "Too many requests; try again in a moment."
+      : "That did not work (HTTP " + status + "); reload the page and try again.";
+    var note = document.getElementById("action-error");
+    if (!note) {
+      note = document.createElement("p");
+      note.id = "action-error";
+      note.className = "flash flash-error";
+      note.setAttribute("role", "alert");
+      document.querySelector("main").prepend(note);
+    }
+    note.textContent = text;
+  });
+
   document.addEventListener("visibilitychange", function () {
     if (document.hidden || !window.htmx) return;
     var poller = document.getElementById("poller");

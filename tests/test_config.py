@@ -23,6 +23,8 @@ def test_it_defaults_to_the_embedded_setup(tmp_path):
         ({"DISCONNECT_AFTER_SECONDS": "60"}, "DISCONNECT_AFTER_SECONDS must be greater than"),
         ({"FLAP_THRESHOLD": "-1"}, "FLAP_THRESHOLD must be at least 1"),
         ({"RATELIMIT_ENABLED": "maybe"}, "RATELIMIT_ENABLED must be true or false"),
+        ({"LOG_LEVEL": "loud"}, "LOG_LEVEL must be one of debug, info"),
+        ({"LOG_FORMAT": "jsn"}, "LOG_FORMAT must be one of console, json"),
         ({"PULSEBOARD_ENV": "production"}, "SECRET_KEY must be set in production"),
         (
             {"PULSEBOARD_ENV": "production", "SECRET_KEY": "s3cret"},

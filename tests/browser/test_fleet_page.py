@@ -111,3 +111,20 @@ def test_it_draws_the_device_page(app, page: Page, live_server, make_device, art
     expect(page.locator("svg.timeline rect")).not_to_have_count(0)
     expect(page.get_by_label("Disconnect after (s)")).to_be_visible()
     page.screenshot(path=str(artifacts / "device.png"), full_page=True)
+
+
+def test_a_refused_click_says_so_instead_of_doing_nothing(
+    app, page: Page, live_server, make_device
+):
+    from sqlalchemy import text
+
+    from fleet.extensions import db
+
+    alpha, _, _ = three_tiers(make_device)
+    button = row(page, alpha).get_by_role("button", name="Reconnect")
+    log_in(page, live_server, "operator")
+    # Someone removes the device while the page is open: the click gets a 404.
+    db.session.execute(text("DELETE FROM device WHERE uid = 'alpha'"))
+    db.session.commit()
+    button.click()
+    expect(page.get_by_role("alert")).to_contain_text("did not work (HTTP 404)")

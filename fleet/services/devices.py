@@ -109,6 +109,23 @@ def compare_and_set(seen: Any, values: dict[str, Any]) -> bool:
     return result.rowcount == 1
 
 
+def connect(seen: Any, reason: str, now: datetime, values: dict[str, Any], events: list) -> None:
+    """Plan the move to connected that only the device itself can cause (DESIGN rule 1)."""
+    values.update(
+        status=Status.CONNECTED,
+        status_reason=reason,
+        status_source=Source.DEVICE,
+        status_changed_at=now,
+    )
+    age = rules.heartbeat_age(now, seen.last_heartbeat_at)
+    events.append(
+        status_event(
+            seen.id, seen.uid, seen.status, Status.CONNECTED,
+            reason=reason, source=Source.DEVICE, now=now, age=age,
+        )
+    )  # fmt: skip
+
+
 # --- enrolment ----------------------------------------------------------------
 
 
@@ -224,25 +241,7 @@ def _re_enrol(
         )
     ]
     if snapshot.status != Status.CONNECTED:
-        values.update(
-            status=Status.CONNECTED,
-            status_reason="re-enrolled",
-            status_source=Source.DEVICE,
-            status_changed_at=now,
-        )
-        age = rules.heartbeat_age(now, snapshot.last_heartbeat_at)
-        events.append(
-            status_event(
-                snapshot.id,
-                snapshot.uid,
-                snapshot.status,
-                Status.CONNECTED,
-                reason="re-enrolled",
-                source=Source.DEVICE,
-                now=now,
-                age=age,
-            )
-        )
+        connect(snapshot, "re-enrolled", now, values, events)
     if not compare_and_set(snapshot, values):
         return False
     record_events(events)

@@ -37,17 +37,18 @@ from fleet import rules
 from fleet.errors import Contention, Unauthorized
 from fleet.extensions import AUTOCOMMIT_BIND, db
 from fleet.models import Device, TelemetrySample
-from fleet.rules import ReconnectState, Source, Status, Thresholds
+from fleet.rules import ReconnectState, Source, Status
 from fleet.services.devices import (
     MAX_ATTEMPTS,
     SNAPSHOT_COLUMNS,
     compare_and_set,
+    connect,
     deadline_values,
     fleet_defaults,
     read_snapshot,
     thresholds_of,
 )
-from fleet.services.events import Event, EventKind, record_events, status_event
+from fleet.services.events import Event, EventKind, record_events
 from fleet.timeutil import UTCDateTime
 from fleet.tokens import hash_token, hashes_match
 
@@ -236,10 +237,9 @@ def _plan_heartbeat(
     }
     plan = _HeartbeatPlan(values=values)
     visible_change = any(
-        key in reported and reported[key] != getattr(snapshot, key)
-        for key in ("battery_level", "wifi_strength", "app_version")
+        key in reported and reported[key] != getattr(snapshot, key) for key in VISIBLE_TELEMETRY
     )
-    state_change = _plan_status(plan, snapshot, now, thresholds)
+    state_change = _plan_status(plan, snapshot, now)
     state_change |= _plan_reconnect(plan, snapshot, now)
     if state_change:
         values["revision"] = snapshot.revision + 1
@@ -253,30 +253,10 @@ def _plan_heartbeat(
     return plan
 
 
-def _plan_status(
-    plan: _HeartbeatPlan, snapshot: Row, now: datetime, thresholds: Thresholds
-) -> bool:
+def _plan_status(plan: _HeartbeatPlan, snapshot: Row, now: datetime) -> bool:
     if snapshot.status == Status.CONNECTED:
         return False
-    age = rules.heartbeat_age(now, snapshot.last_heartbeat_at)
-    plan.values.update(
-        status=Status.CONNECTED,
-        status_reason="heartbeat received",
-        status_source=Source.DEVICE,
-        status_changed_at=now,
-    )
-    plan.events.append(
-        status_event(
-            snapshot.id,
-            snapshot.uid,
-            snapshot.status,
-            Status.CONNECTED,
-            reason="heartbeat received",
-            source=Source.DEVICE,
-            now=now,
-            age=age,
-        )
-    )
+    connect(snapshot, "heartbeat received", now, plan.values, plan.events)
     return True
 
 

@@ -89,20 +89,20 @@ def read_snapshot(device_id: int) -> Row:
     return row
 
 
-def compare_and_set(seen: Any, values: dict[str, Any]) -> bool:
+def compare_and_set(seen: Any, values: dict[str, Any], *, same_heartbeat: bool = True) -> bool:
     """Apply `values` only if nobody changed the device since `seen` was read.
 
-    A heartbeat that changes no state does not bump the revision, so the
-    heartbeat time is compared too: deadlines computed from an older heartbeat
-    must never overwrite a newer one's.
+    A heartbeat that changes no state does not bump the revision, so by default
+    the heartbeat time is compared too: deadlines computed from an older
+    heartbeat must never overwrite a newer one's. A heartbeat, which sets its
+    own time and deadlines, passes `same_heartbeat=False`.
     """
+    conditions = [Device.id == seen.id, Device.revision == seen.revision]
+    if same_heartbeat:
+        conditions.append(Device.last_heartbeat_at.is_not_distinct_from(seen.last_heartbeat_at))
     result = db.session.execute(
         update(Device)
-        .where(
-            Device.id == seen.id,
-            Device.revision == seen.revision,
-            Device.last_heartbeat_at.is_not_distinct_from(seen.last_heartbeat_at),
-        )
+        .where(*conditions)
         .values(**values)
         .execution_options(synchronize_session=False)
     )

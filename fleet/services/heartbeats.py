@@ -10,6 +10,8 @@ in one transaction.
 
 from __future__ import annotations
 
+import random
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -198,9 +200,9 @@ def record_heartbeat(
     2. Compare-and-set on the device's revision; on a lost race, re-read and re-plan.
     3. In the same transaction write the events and any telemetry sample, then commit.
     """
-    for _ in range(MAX_ATTEMPTS):
+    for attempt in range(MAX_ATTEMPTS):
         plan = _plan_heartbeat(snapshot, telemetry, now, address)
-        if compare_and_set(snapshot, plan.values):
+        if compare_and_set(snapshot, plan.values, same_heartbeat=False):
             record_events(plan.events)
             if plan.sample_telemetry:
                 _sample_telemetry(snapshot.id, telemetry, now)
@@ -215,6 +217,9 @@ def record_heartbeat(
                 else 0,
             )
         db.session.rollback()
+        # SQLite has no row lock to wait on: a short random pause lets the
+        # writers that keep winning get out of the way.
+        time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
         fresh = read_snapshot(snapshot.id)
         if fresh.token_hash != snapshot.token_hash:
             # Re-enrolled while we were busy: the token this heartbeat came with is dead.

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -52,7 +52,7 @@ from fleet.services.devices import (
 )
 from fleet.services.events import Event, EventKind, record_events
 from fleet.timeutil import UTCDateTime
-from fleet.tokens import hash_token, hashes_match
+from fleet.tokens import hash_token
 
 
 @dataclass(frozen=True)
@@ -83,13 +83,8 @@ class _HeartbeatPlan:
 
 def find_device_by_token(token: str) -> Row | None:
     """The heartbeat snapshot of the device holding `token`, or None."""
-    token_hash = hash_token(token)
-    row = db.session.execute(
-        select(*SNAPSHOT_COLUMNS).where(Device.token_hash == token_hash)
-    ).one_or_none()
-    if row is None or not hashes_match(row.token_hash, token):
-        return None
-    return row
+    query = select(*SNAPSHOT_COLUMNS).where(Device.token_hash == hash_token(token))
+    return db.session.execute(query).one_or_none()
 
 
 def accept_heartbeat(
@@ -175,7 +170,7 @@ def _fast_heartbeat(
     """The whole heartbeat as one autocommitted UPDATE; False when the device needs more."""
     sample_every = timedelta(seconds=current_app.config["TELEMETRY_SAMPLE_SECONDS"])
     values = {
-        **asdict(telemetry),
+        **vars(telemetry),
         **deadline_values(now, fleet_defaults()),
         "token_hash": token_hash,
         "sample_due_before": now - sample_every,
@@ -233,7 +228,7 @@ def _plan_heartbeat(
 ) -> _HeartbeatPlan:
     thresholds = thresholds_of(snapshot)
     # Fields a heartbeat leaves out keep their last reported value.
-    reported = {key: value for key, value in asdict(telemetry).items() if value is not None}
+    reported = {key: value for key, value in vars(telemetry).items() if value is not None}
     values: dict[str, Any] = {
         "last_heartbeat_at": now,
         "last_address": address,

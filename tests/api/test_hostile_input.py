@@ -77,3 +77,15 @@ def test_a_write_planned_before_a_heartbeat_does_not_land(make_device):
     seen = heartbeats.find_device_by_token(device.token)
     heartbeats.accept_heartbeat(device.token, heartbeats.Telemetry(), utcnow())
     assert not devices.compare_and_set(seen, {"offline_due_at": seen.last_heartbeat_at})
+
+
+def test_a_json_body_sent_with_curls_default_content_type_still_registers(client):
+    response = client.post(
+        REGISTER,
+        data='{"uid": "kiosk-1"}',
+        headers={
+            "X-Enrollment-Key": ENROLLMENT_KEY,
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
+    assert response.status_code == 201

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import math
-import time
 from typing import NoReturn
 
 from flask import current_app, request
 from flask_limiter.util import get_remote_address
 from limits import parse
 
-from fleet.errors import FleetError, Unauthorized
+from api import ratelimits
+from fleet.errors import Unauthorized
 from fleet.extensions import limiter
 from fleet.tokens import hash_token
 
 _HASH_KEY = "pulseboard.token_hash"
-
-
-class TooManyBadCredentials(FleetError):
-    code = "rate_limited"
-    http_status = 429
 
 
 def bearer_token() -> str | None:
@@ -57,11 +51,8 @@ def refuse_credentials(message: str) -> NoReturn:
     """
     allowance = parse(f"{current_app.config['BAD_TOKEN_MAX_PER_MINUTE']} per minute")
     address = get_remote_address()
-    if not limiter.enabled or limiter.limiter.hit(allowance, "bad-credentials", address):
+    if not limiter.enabled or ratelimits.storage.hit(allowance, "bad-credentials", address):
         raise Unauthorized(message)
-    stats = limiter.limiter.get_window_stats(allowance, "bad-credentials", address)
-    retry_after = max(1, math.ceil(stats.reset_time - time.time()))
-    raise TooManyBadCredentials(
-        "too many failed credentials from this address; retry later",
-        {"retry_after_seconds": retry_after},
-    )
+    refused = ratelimits.over_limit(allowance, "bad-credentials", address)
+    refused.message = "too many failed credentials from this address; retry later"
+    raise refused

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from fleet.config import load_config
 from fleet.extensions import AUTOCOMMIT_BIND, csrf, db, limiter, login_manager, migrate
 from fleet.logs import configure_logging, init_request_logging
+from fleet.sessions import LazyCookieSessionInterface
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,9 +31,10 @@ def create_app(
     )
     app.config.update(load_config(os.environ if env is None else env, app.instance_path))
     app.config.update(overrides or {})
+    app.session_interface = LazyCookieSessionInterface()
     _configure_extensions(app)
     configure_logging(app.config["LOG_FORMAT"], app.config["LOG_LEVEL"])
-    init_request_logging(app)
+    init_request_logging(app, quiet_endpoints=_quiet_endpoints())
     _register_blueprints(app)
     return app
 
@@ -49,6 +51,8 @@ def _configure_extensions(app: Flask) -> None:
             AUTOCOMMIT_BIND: {
                 "url": app.config["SQLALCHEMY_DATABASE_URI"],
                 "isolation_level": "AUTOCOMMIT",
+                # Nothing to roll back on a connection that never opens a transaction.
+                "pool_reset_on_return": None,
                 **app.config["SQLALCHEMY_ENGINE_OPTIONS"],
             }
         },
@@ -83,6 +87,12 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+
+
+def _quiet_endpoints() -> frozenset[str]:
+    from api import HEARTBEAT_ENDPOINT
+
+    return frozenset({HEARTBEAT_ENDPOINT})
 
 
 def _register_blueprints(app: Flask) -> None:

@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import MutableMapping
+from functools import partial
 from typing import Any
 
 import structlog
@@ -49,6 +50,7 @@ _STARTED_KEY = "pulseboard.request_started"
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 
 access_log = structlog.get_logger("pulseboard.access")
+_access_logger = logging.getLogger("pulseboard.access")
 
 
 def _is_secret_key(key: str) -> bool:
@@ -133,12 +135,17 @@ def request_id_from(header: str | None) -> str:
     return uuid.uuid4().hex
 
 
-def init_request_logging(app: Flask) -> None:
-    """Give every request an id in the log context and the response, and one access line."""
+def init_request_logging(app: Flask, quiet_endpoints: frozenset[str] = frozenset()) -> None:
+    """Give every request an id in the log context and the response, and one access line.
+
+    Successful requests to `quiet_endpoints` are logged at DEBUG: a fleet's
+    heartbeats arrive by the thousand a second, and only the refused ones say
+    anything an operator needs to read.
+    """
     # First of all before-request hooks: the rate limiter's runs earlier than any
     # registered later, and a 429 it raises must still carry an id and be logged.
     app.before_request_funcs.setdefault(None, []).insert(0, _bind_request_id)
-    app.after_request(_log_access)
+    app.after_request(partial(_log_access, quiet_endpoints))
     app.teardown_request(_unbind_request_id)
 
 
@@ -157,11 +164,15 @@ def current_request_id() -> str | None:
     return request.environ.get(_ID_KEY) if has_request_context() else None
 
 
-def _log_access(response: Response) -> Response:
+def _log_access(quiet_endpoints: frozenset[str], response: Response) -> Response:
     if _ID_KEY not in request.environ:  # the request failed before any before-request hook ran
         _bind_request_id()
     response.headers[REQUEST_ID_HEADER] = request.environ[_ID_KEY]
-    access_log.info(
+    quiet = response.status_code < 400 and request.endpoint in quiet_endpoints
+    if quiet and not _access_logger.isEnabledFor(logging.DEBUG):
+        return response
+    log = access_log.debug if quiet else access_log.info
+    log(
         "request",
         method=request.method,
         path=request.path,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Response, current_app, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from api import HEARTBEAT_ENDPOINT
 from api.auth import bearer_token
 from fleet import metrics
 from fleet.health import readiness
@@ -12,8 +13,6 @@ from fleet.logs import elapsed_seconds
 from fleet.timeutil import utcnow
 from fleet.tokens import secrets_match
 from ops import bp
-
-HEARTBEAT_ENDPOINT = "api.heartbeat"
 
 
 @bp.get("/healthz")

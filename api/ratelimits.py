@@ -1,0 +1,121 @@
+"""Per-device heartbeat limits and per-address credential limits, on the `limits` library.
+
+Flask-Limiter keeps the limits of the other routes. The heartbeat checks its
+own with the library underneath, against the same storage: Flask-Limiter's
+decorator re-resolves, filters and sorts every route's limits on every request,
+which cost a heartbeat more than the Redis round trip it guards (measured with
+bench/heartbeat.py; figures in docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from functools import lru_cache
+
+import structlog
+from flask import current_app, request
+from limits import RateLimitItem, RateLimitItemPerMinute, RateLimitItemPerSecond
+from limits.storage import MemoryStorage
+from limits.strategies import FixedWindowRateLimiter, RateLimiter
+
+from api import HEARTBEAT_ENDPOINT
+from fleet.errors import FleetError
+from fleet.extensions import limiter
+
+log = structlog.get_logger("pulseboard.ratelimits")
+
+# While the shared storage (Redis) is unreachable, limits live in this process's
+# memory and the storage is tried again after this long.
+STORAGE_RETRY_SECONDS = 10.0
+
+
+class RateLimited(FleetError):
+    code = "rate_limited"
+    http_status = 429
+
+
+class _Storage:
+    """The limiter's storage, with this process's memory standing in while it is down."""
+
+    def __init__(self) -> None:
+        self.memory = FixedWindowRateLimiter(MemoryStorage())
+        self.down_until = 0.0
+
+    def strategy(self) -> RateLimiter:
+        if time.monotonic() < self.down_until:
+            return self.memory
+        return limiter.limiter
+
+    def hit(self, item: RateLimitItem, *identifiers: str) -> bool:
+        strategy = self.strategy()
+        try:
+            return strategy.hit(item, *identifiers)
+        except Exception as error:  # limits lets the storage driver's own errors through
+            if strategy is self.memory:
+                raise
+            log.warning(
+                "rate_limit_storage_unreachable",
+                error=type(error).__name__,
+                retry_in_seconds=STORAGE_RETRY_SECONDS,
+            )
+            self.down_until = time.monotonic() + STORAGE_RETRY_SECONDS
+            return self.memory.hit(item, *identifiers)
+
+    def seconds_until_reset(self, item: RateLimitItem, *identifiers: str) -> int:
+        """Whole seconds until the window resets, never less than one."""
+        try:
+            reset_at = self.strategy().get_window_stats(item, *identifiers).reset_time
+        except Exception:  # the storage went away between the hit and now
+            return math.ceil(item.get_expiry())
+        return max(1, math.ceil(reset_at - time.time()))
+
+
+storage = _Storage()
+
+
+@limiter.request_filter
+def _checked_here() -> bool:
+    # Without this, Flask-Limiter's before-request hook would still resolve the
+    # (empty) set of its own limits for every heartbeat.
+    return request.endpoint == HEARTBEAT_ENDPOINT
+
+
+@lru_cache(maxsize=16)
+def heartbeat_limits(min_interval_seconds: int, max_per_minute: int) -> tuple[RateLimitItem, ...]:
+    """A device's limits: a minimum interval and a cap per minute, the cap left out when implied.
+
+    A fixed window opens with its first hit, so heartbeats the interval lets
+    through are at least `min_interval_seconds` apart: no minute can hold more
+    than `60 // min_interval_seconds + 1` of them. When that is within the cap,
+    checking the cap too would only cost a second storage round trip.
+    """
+    cap = RateLimitItemPerMinute(max_per_minute)
+    if min_interval_seconds <= 0:
+        return (cap,)
+    interval = RateLimitItemPerSecond(1, min_interval_seconds)
+    if 60 // min_interval_seconds + 1 <= max_per_minute:
+        return (interval,)
+    return (interval, cap)
+
+
+def check_heartbeat_limits(device_key: str) -> None:
+    """Count one heartbeat against the device's limits; RateLimited once it is over one."""
+    if not limiter.enabled:
+        return
+    config = current_app.config
+    limits = heartbeat_limits(
+        config["HEARTBEAT_MIN_INTERVAL_SECONDS"], config["HEARTBEAT_MAX_PER_MINUTE"]
+    )
+    for item in limits:
+        if not storage.hit(item, "heartbeat", device_key):
+            raise over_limit(item, "heartbeat", device_key)
+
+
+def over_limit(item: RateLimitItem, *identifiers: str) -> RateLimited:
+    """The 429 for a breached limit, telling the client when to retry."""
+    retry_after = storage.seconds_until_reset(item, *identifiers)
+    return RateLimited(
+        f"rate limit exceeded ({item}); retry later",
+        {"limit": str(item), "retry_after_seconds": retry_after},
+    )

@@ -1,0 +1,133 @@
+"""The heartbeat's hot path: its one-statement update, its own rate limits, its quiet logs."""
+
+import io
+import logging
+
+import psycopg
+import pytest
+
+from api.ratelimits import heartbeat_limits
+from fleet.extensions import db
+from tests.helpers import device_row
+from tests.servers import free_port
+
+HEARTBEAT = "/api/devices/heartbeat"
+
+
+def beat(client, token, **body):
+    return client.post(HEARTBEAT, json=body, headers={"Authorization": f"Bearer {token}"})
+
+
+def test_the_common_heartbeat_stores_free_form_telemetry_and_keeps_it(unlimited_client, enrol):
+    token = enrol("kiosk-1")["token"]
+    beat(unlimited_client, token)  # the first heartbeat takes the full path (telemetry sample)
+    assert beat(unlimited_client, token, extra={"screen": "on", "temp": 41.5}).status_code == 200
+    assert device_row("kiosk-1").extra == {"screen": "on", "temp": 41.5}
+    assert beat(unlimited_client, token, battery_level=50).status_code == 200
+    assert device_row("kiosk-1").extra == {"screen": "on", "temp": 41.5}
+
+
+def test_a_heartbeat_after_the_database_dropped_its_connections_is_refused_once(
+    backend, unlimited_client, enrol
+):
+    """A database restart costs one 503 per dead pooled connection, never a 500 or a hang."""
+    if backend != "postgres":
+        pytest.skip("SQLite has no server connections to drop")
+    token = enrol("kiosk-1")["token"]
+    beat(unlimited_client, token)
+    assert beat(unlimited_client, token).status_code == 200  # a pooled connection now exists
+    url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    answers = [beat(unlimited_client, token) for _ in range(3)]
+    refused = [a for a in answers if a.status_code != 200]
+    assert all(a.status_code == 503 for a in refused)
+    assert all(a.json["error"]["code"] == "database_unavailable" for a in refused)
+    assert answers[-1].status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("interval", "cap", "expected"),
+    [
+        (10, 10, ["1 per 10 second"]),  # the defaults: at most 7 a minute get through
+        (1, 10, ["1 per 1 second", "10 per 1 minute"]),
+        (7, 9, ["1 per 7 second"]),
+        (6, 9, ["1 per 6 second", "9 per 1 minute"]),
+        (0, 3, ["3 per 1 minute"]),
+    ],
+)
+def test_the_cap_per_minute_is_checked_only_when_the_interval_does_not_imply_it(
+    interval, cap, expected
+):
+    assert [str(limit) for limit in heartbeat_limits(interval, cap)] == expected
+
+
+def test_limits_hold_in_memory_while_redis_is_unreachable(backend, make_app, enrol_factory):
+    if backend != "postgres":
+        pytest.skip("limits live in memory on the embedded default anyway")
+    app = make_app(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    with app.app_context():
+        client = app.test_client()
+        token = enrol_factory(client, "kiosk-1")
+        codes = [beat(client, token).status_code for _ in range(2)]
+        refused = beat(client, "not-a-token")
+    assert codes == [200, 429]
+    assert refused.status_code == 401
+
+
+def test_a_heartbeat_over_its_limit_says_which_limit_and_when_to_retry(client, enrol):
+    token = enrol("kiosk-1")["token"]
+    beat(client, token)
+    response = beat(client, token)
+    assert response.status_code == 429
+    error = response.json["error"]
+    assert error["details"]["limit"] == "1 per 10 second"
+    assert 1 <= error["details"]["retry_after_seconds"] <= 10
+    assert response.headers["Retry-After"] == str(error["details"]["retry_after_seconds"])
+
+
+@pytest.fixture
+def access_lines(make_app):
+    def build(level):
+        app = make_app(LOG_LEVEL=level, LOG_FORMAT="json", RATELIMIT_ENABLED=True)
+        stream = io.StringIO()
+        logging.getLogger().handlers[0].setStream(stream)
+        return app, lambda: [line for line in stream.getvalue().splitlines() if '"request"' in line]
+
+    return build
+
+
+def test_accepted_heartbeats_write_no_access_line_at_info(access_lines, enrol_factory):
+    app, lines = access_lines("INFO")
+    with app.app_context():
+        client = app.test_client()
+        token = enrol_factory(client, "kiosk-1")
+        before = len(lines())
+        assert beat(client, token).status_code == 200
+        assert len(lines()) == before
+        assert beat(client, token).status_code == 429
+        assert beat(client, "not-a-token").status_code == 401
+        refused = lines()[before:]
+    assert len(refused) == 2
+    assert '"status": 429' in refused[0] and '"status": 401' in refused[1]
+
+
+def test_accepted_heartbeats_are_logged_at_debug(access_lines, enrol_factory):
+    app, lines = access_lines("DEBUG")
+    with app.app_context():
+        client = app.test_client()
+        token = enrol_factory(client, "kiosk-1")
+        before = len(lines())
+        assert beat(client, token).status_code == 200
+        logged = lines()[before:]
+    assert len(logged) == 1
+    assert '"level": "debug"' in logged[0] and '"path": "/api/devices/heartbeat"' in logged[0]
+
+
+def test_device_requests_get_no_session_cookie(client, enrol):
+    token = enrol("kiosk-1")["token"]
+    response = beat(client, token)
+    assert "Set-Cookie" not in response.headers

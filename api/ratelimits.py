@@ -14,7 +14,7 @@ import time
 from functools import lru_cache
 
 import structlog
-from flask import current_app, request
+from flask import current_app
 from limits import RateLimitItem, RateLimitItemPerMinute, RateLimitItemPerSecond
 from limits.storage import MemoryStorage
 from limits.strategies import FixedWindowRateLimiter, RateLimiter
@@ -74,11 +74,8 @@ class _Storage:
 storage = _Storage()
 
 
-@limiter.request_filter
-def _checked_here() -> bool:
-    # Without this, Flask-Limiter's before-request hook would still resolve the
-    # (empty) set of its own limits for every heartbeat.
-    return request.endpoint == HEARTBEAT_ENDPOINT
+# Flask-Limiter's own hook has nothing to check here.
+limiter.self_limited_endpoints.add(HEARTBEAT_ENDPOINT)
 
 
 @lru_cache(maxsize=16)

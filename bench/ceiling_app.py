@@ -22,8 +22,9 @@ DATABASE_URL = os.environ["DATABASE_URL"].replace("+psycopg", "")
 
 
 def connection() -> psycopg.Connection:
+    # Autocommit: the UPDATE is the whole transaction, one round trip with no BEGIN or COMMIT.
     if getattr(_local, "conn", None) is None:
-        _local.conn = psycopg.connect(DATABASE_URL, autocommit=False)
+        _local.conn = psycopg.connect(DATABASE_URL, autocommit=True)
     return _local.conn
 
 
@@ -48,7 +49,6 @@ def heartbeat() -> Response:
             ),
         )
         row = cursor.fetchone()
-    conn.commit()
     if row is None:
         return Response('{"error": "unauthorized"}', 401, mimetype="application/json")
     answer = {

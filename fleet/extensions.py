@@ -1,5 +1,8 @@
 """Extensions, created unbound and bound to the app in the factory."""
 
+from typing import Any
+
+from flask import request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -16,8 +19,29 @@ class Base(DeclarativeBase):
 # The engine in `db.engines[AUTOCOMMIT_BIND]` never opens a transaction.
 AUTOCOMMIT_BIND = "autocommit"
 
+
+class FleetLimiter(Limiter):
+    """Flask-Limiter, told which endpoints check their limits themselves.
+
+    Its before-request hook resolves routes, exemptions and meta limits on
+    every request, whether the route has limits or not. The heartbeat checks
+    its own with the `limits` library (api/ratelimits.py) and skips that work.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.self_limited_endpoints: set[str] = set()
+
+    def _check_request_limit(
+        self, callable_name: str | None = None, in_middleware: bool = True
+    ) -> None:
+        if in_middleware and request.endpoint in self.self_limited_endpoints:
+            return
+        super()._check_request_limit(callable_name, in_middleware)
+
+
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate(render_as_batch=True, compare_type=True)
-limiter = Limiter(key_func=get_remote_address)
+limiter = FleetLimiter(key_func=get_remote_address)
 login_manager = LoginManager()
 csrf = CSRFProtect()

@@ -51,7 +51,7 @@ def refuse_credentials(message: str) -> NoReturn:
     """
     allowance = parse(f"{current_app.config['BAD_TOKEN_MAX_PER_MINUTE']} per minute")
     address = get_remote_address()
-    if not limiter.enabled or ratelimits.storage.hit(allowance, "bad-credentials", address):
+    if not limiter.enabled or ratelimits.storage().hit(allowance, "bad-credentials", address):
         raise Unauthorized(message)
     refused = ratelimits.over_limit(allowance, "bad-credentials", address)
     refused.message = "too many failed credentials from this address; retry later"

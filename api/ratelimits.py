@@ -10,14 +10,15 @@ bench/heartbeat.py; figures in docs/benchmarks.md).
 from __future__ import annotations
 
 import math
+import threading
 import time
 from functools import lru_cache
 
 import structlog
 from flask import current_app
 from limits import RateLimitItem, RateLimitItemPerMinute, RateLimitItemPerSecond
-from limits.storage import MemoryStorage
-from limits.strategies import FixedWindowRateLimiter, RateLimiter
+from limits.storage import MemoryStorage, Storage
+from limits.strategies import FixedWindowRateLimiter
 
 from api import HEARTBEAT_ENDPOINT
 from fleet.errors import FleetError
@@ -36,42 +37,73 @@ class RateLimited(FleetError):
 
 
 class _Storage:
-    """The limiter's storage, with this process's memory standing in while it is down."""
+    """Flask-Limiter's storage, with this process's memory standing in while it is down.
 
-    def __init__(self) -> None:
+    While the storage is down one request at a time tries it again, every
+    STORAGE_RETRY_SECONDS; the others count in memory meanwhile.
+    """
+
+    def __init__(self, shared: Storage) -> None:
+        self.shared = FixedWindowRateLimiter(shared)
         self.memory = FixedWindowRateLimiter(MemoryStorage())
         self.down_until = 0.0
-
-    def strategy(self) -> RateLimiter:
-        if time.monotonic() < self.down_until:
-            return self.memory
-        return limiter.limiter
+        self._probe_lock = threading.Lock()
 
     def hit(self, item: RateLimitItem, *identifiers: str) -> bool:
-        strategy = self.strategy()
-        try:
-            return strategy.hit(item, *identifiers)
-        except Exception as error:  # limits lets the storage driver's own errors through
-            if strategy is self.memory:
-                raise
-            log.warning(
-                "rate_limit_storage_unreachable",
-                error=type(error).__name__,
-                retry_in_seconds=STORAGE_RETRY_SECONDS,
-            )
-            self.down_until = time.monotonic() + STORAGE_RETRY_SECONDS
-            return self.memory.hit(item, *identifiers)
+        if self._use_shared():
+            try:
+                allowed = self.shared.hit(item, *identifiers)
+            except Exception as error:  # limits lets the storage driver's own errors through
+                self._mark_down(error)
+            else:
+                self.down_until = 0.0
+                return allowed
+        return self.memory.hit(item, *identifiers)
 
     def seconds_until_reset(self, item: RateLimitItem, *identifiers: str) -> int:
-        """Whole seconds until the window resets, never less than one."""
+        """Whole seconds until the window resets, rounded up, never less than one."""
+        strategy = self.memory if self.down_until else self.shared
         try:
-            reset_at = self.strategy().get_window_stats(item, *identifiers).reset_time
+            reset_at = strategy.get_window_stats(item, *identifiers).reset_time
         except Exception:  # the storage went away between the hit and now
             return math.ceil(item.get_expiry())
-        return max(1, math.ceil(reset_at - time.time()))
+        # Redis reports a key's time to live rounded to the nearest second: the
+        # half second keeps the answer at or above the true wait.
+        return max(1, math.ceil(reset_at - time.time() + 0.5))
+
+    def _use_shared(self) -> bool:
+        if not self.down_until:
+            return True
+        with self._probe_lock:
+            if time.monotonic() < self.down_until:
+                return False
+            # This request probes the storage; the others stay in memory until it answers.
+            self.down_until = time.monotonic() + STORAGE_RETRY_SECONDS
+            return True
+
+    def _mark_down(self, error: Exception) -> None:
+        log.warning(
+            "rate_limit_storage_unreachable",
+            error=type(error).__name__,
+            retry_in_seconds=STORAGE_RETRY_SECONDS,
+        )
+        self.down_until = time.monotonic() + STORAGE_RETRY_SECONDS
 
 
-storage = _Storage()
+def storage() -> _Storage:
+    """This app's limit storage (made on first use, once Flask-Limiter has its storage)."""
+    extensions = current_app.extensions
+    found = extensions.get(_STORAGE_KEY)
+    if found is None:
+        with _creation_lock:
+            found = extensions.get(_STORAGE_KEY)
+            if found is None:
+                found = extensions[_STORAGE_KEY] = _Storage(limiter.storage)
+    return found
+
+
+_STORAGE_KEY = "pulseboard.ratelimits"
+_creation_lock = threading.Lock()
 
 
 # Flask-Limiter's own hook has nothing to check here.
@@ -105,13 +137,13 @@ def check_heartbeat_limits(device_key: str) -> None:
         config["HEARTBEAT_MIN_INTERVAL_SECONDS"], config["HEARTBEAT_MAX_PER_MINUTE"]
     )
     for item in limits:
-        if not storage.hit(item, "heartbeat", device_key):
+        if not storage().hit(item, "heartbeat", device_key):
             raise over_limit(item, "heartbeat", device_key)
 
 
 def over_limit(item: RateLimitItem, *identifiers: str) -> RateLimited:
     """The 429 for a breached limit, telling the client when to retry."""
-    retry_after = storage.seconds_until_reset(item, *identifiers)
+    retry_after = storage().seconds_until_reset(item, *identifiers)
     return RateLimited(
         f"rate limit exceeded ({item}); retry later",
         {"limit": str(item), "retry_after_seconds": retry_after},

@@ -58,6 +58,12 @@ def _configure_extensions(app: Flask) -> None:
         },
     )
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
+    if app.config["REDIS_URL"]:
+        # A Redis that stops answering (a partition, not a refused port) must cost
+        # a heartbeat half a second at most, not the operating system's timeouts.
+        app.config.setdefault(
+            "RATELIMIT_STORAGE_OPTIONS", {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
+        )
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
     # Redis going away must not turn every heartbeat into an error: limits fall
     # back to this process's memory until it returns.

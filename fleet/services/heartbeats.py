@@ -209,27 +209,33 @@ def _execute_on_driver(engine: Engine, parameters: dict[str, Any]) -> int:
         **constants,
         "p_extra": None if extra is None else json.dumps(extra),
     }
-    connection = engine.raw_connection()
+    dbapi_error = engine.dialect.loaded_dbapi.Error
+    connection = cursor = None
     try:
+        connection = engine.raw_connection()
         cursor = connection.cursor()
-        try:
-            cursor.execute(sql, parameters)
-            return cursor.rowcount
-        except engine.dialect.loaded_dbapi.Error as error:
-            gone = engine.dialect.is_disconnect(error, connection.dbapi_connection, cursor)
-            if gone:
-                connection.invalidate(error)
-            raise DBAPIError.instance(
-                sql,
-                parameters,
-                error,
-                engine.dialect.loaded_dbapi.Error,
-                hide_parameters=True,
-                connection_invalidated=gone,
-                dialect=engine.dialect,
-            ) from error
+        cursor.execute(sql, parameters)
+        return cursor.rowcount
+    except dbapi_error as error:
+        gone = connection is None or engine.dialect.is_disconnect(
+            error, connection.dbapi_connection, cursor
+        )
+        if gone and connection is not None:
+            connection.invalidate(error)
+        raise DBAPIError.instance(
+            sql,
+            parameters,
+            error,
+            dbapi_error,
+            hide_parameters=True,
+            connection_invalidated=gone,
+            dialect=engine.dialect,
+        ) from error
     finally:
-        connection.close()
+        if cursor is not None:
+            cursor.close()
+        if connection is not None:
+            connection.close()
 
 
 def _driver_statement(engine: Engine) -> tuple[str, dict[str, Any]]:

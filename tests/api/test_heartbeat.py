@@ -211,7 +211,7 @@ class TestRateLimits:
             beat(client, "bad-1")
             response = beat(client, "bad-2")
         assert response.status_code == 429
-        assert 1 <= int(response.headers["Retry-After"]) <= 60
+        assert 1 <= int(response.headers["Retry-After"]) <= 61  # the window, rounded up
         assert response.json["error"]["code"] == "rate_limited"
 
     def test_retry_after_never_tells_a_limited_device_to_retry_at_once(

@@ -53,6 +53,9 @@ def refuse_credentials(message: str) -> NoReturn:
     address = get_remote_address()
     if not limiter.enabled or ratelimits.storage().hit(allowance, "bad-credentials", address):
         raise Unauthorized(message)
-    refused = ratelimits.over_limit(allowance, "bad-credentials", address)
-    refused.message = "too many failed credentials from this address; retry later"
-    raise refused
+    raise ratelimits.over_limit(
+        allowance,
+        "bad-credentials",
+        address,
+        message="too many failed credentials from this address; retry later",
+    )

@@ -141,10 +141,10 @@ def check_heartbeat_limits(device_key: str) -> None:
             raise over_limit(item, "heartbeat", device_key)
 
 
-def over_limit(item: RateLimitItem, *identifiers: str) -> RateLimited:
+def over_limit(item: RateLimitItem, *identifiers: str, message: str | None = None) -> RateLimited:
     """The 429 for a breached limit, telling the client when to retry."""
     retry_after = storage().seconds_until_reset(item, *identifiers)
     return RateLimited(
-        f"rate limit exceeded ({item}); retry later",
+        message or f"rate limit exceeded ({item}); retry later",
         {"limit": str(item), "retry_after_seconds": retry_after},
     )

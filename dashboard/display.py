@@ -11,6 +11,7 @@ from markupsafe import Markup, escape
 from dashboard import bp
 from fleet.rules import ReconnectState, Status, reconnect_state_at
 from fleet.services.devices import thresholds_of
+from fleet.services.pings import REACHABLE, ping_diagnosis
 from fleet.services.queries import flap_settings
 
 STATUS_WORDS = {
@@ -40,13 +41,13 @@ def source_word(source: str | None) -> str:
 
 @bp.app_template_filter("ping_word")
 def ping_word(device: Any) -> str:
-    """The external ping service's diagnosis, or a dash when it never pinged."""
-    if device.ping_reachable is None:
+    """The ping service's diagnosis; a dash when no ping came since the last heartbeat."""
+    diagnosis = ping_diagnosis(device)
+    if diagnosis is None:
         return "—"
-    if device.ping_reachable:
-        latency = f" ({device.ping_latency_ms:.0f} ms)" if device.ping_latency_ms else ""
-        return f"reachable, app silent{latency}"
-    return "unreachable"
+    if diagnosis == REACHABLE and device.ping_latency_ms:
+        return f"{diagnosis} ({device.ping_latency_ms:.0f} ms)"
+    return diagnosis
 
 
 @bp.app_template_filter("duration")

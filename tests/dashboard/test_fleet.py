@@ -166,3 +166,25 @@ def test_it_marks_a_shown_row_that_no_longer_matches_the_filter(client, login, m
 def test_it_refuses_a_poll_without_a_cursor(client, login):
     login("viewer")
     assert client.get("/poll").status_code == 400
+
+
+def test_a_ping_older_than_the_last_heartbeat_no_longer_shows(client, login, make_device):
+    login("viewer")
+    make_device(
+        "recovered",
+        last_heartbeat_at=T0,
+        ping_reachable=False,
+        ping_received_at=T0 - timedelta(minutes=2),
+    )
+    make_device(
+        "silent",
+        last_heartbeat_at=T0 - timedelta(minutes=10),
+        ping_reachable=True,
+        ping_latency_ms=12.4,
+        ping_received_at=T0,
+    )
+    page = html(client.get("/"))
+    cells = dict(
+        re.findall(r'class="uid">([\w-]+)</a>.*?<td class="c-ping">([^<]*)</td>', page, re.S)
+    )
+    assert cells == {"recovered": "—", "silent": "reachable, app silent (12 ms)"}

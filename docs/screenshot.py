@@ -1,10 +1,11 @@
 """Take the README's screenshot of the fleet page from a live demo fleet.
 
-    .venv/bin/python docs/screenshot.py [--wait 100]
+    .venv/bin/python -m docs.screenshot [--wait 100]
 
 Starts `make run`'s launcher (server + simulator) on a free port with a scratch
 SQLite database, waits for the fleet to show every tier, logs in with headless
-Chromium (Debian's, nothing downloaded) and writes docs/fleet.png.
+Chromium (Debian's, nothing downloaded) and writes docs/fleet.png. Run it as a
+module from the repository root so that `tests.servers` imports.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,28 +21,15 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
+from tests.servers import CHROMIUM, CHROMIUM_ARGS, free_port
+
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def shoot(url: str, path: Path) -> None:
     with sync_playwright() as playwright:
         chromium = playwright.chromium
-        browser = chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1440, "height": 900})
         page.goto(f"{url}/login")
         page.fill("input[name=email]", "admin@example.com")

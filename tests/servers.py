@@ -1,7 +1,9 @@
 """Throwaway PostgreSQL and Redis servers started from installed binaries.
 
-Used by the test fixtures and the benchmarks. PostgreSQL's initdb refuses to
-run as root, so as root the server runs as the `postgres` user via `runuser`.
+Used by the test fixtures, the benchmarks and docs/screenshot.py. PostgreSQL's
+initdb refuses to run as root, so as root the server runs as the `postgres` user
+via `runuser`. Also where Debian's Chromium is and how it is launched headless,
+shared by the browser tests and the screenshot script.
 """
 
 from __future__ import annotations
@@ -16,12 +18,24 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
 
 class ServerUnavailable(RuntimeError):
     """The binaries for a server are not installed here."""
 
 
 def free_port() -> int:
+    """A loopback TCP port that was free a moment ago."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]

@@ -17,18 +17,8 @@ from werkzeug.serving import make_server
 
 from fleet.extensions import limiter
 from tests.conftest import unavailable
-from tests.servers import free_port
+from tests.servers import CHROMIUM, CHROMIUM_ARGS, free_port
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
@@ -36,7 +26,7 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 def browser_type_launch_args(browser_type_launch_args):
     if not os.path.exists(CHROMIUM):
         unavailable(f"Chromium is not installed at {CHROMIUM}")
-    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": ARGS}
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
 
 
 @pytest.fixture(autouse=True)

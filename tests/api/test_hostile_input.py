@@ -28,6 +28,8 @@ def test_an_enrolment_key_that_is_not_text_is_refused(client, key):
         b'{"uid": "kiosk-1", "extra": {"a": Infinity}}',
         b'{"uid": "kiosk-1", "name": "lobby\\u0000screen"}',
         b'{"uid": "kiosk-1", "extra": {"k\\u0000": 1}}',
+        # Shallow enough for the parser, deep enough for a recursive NUL check.
+        b'{"uid": "kiosk-1", "extra": {"a": ' + b"[" * 900 + b'"\\u0000"' + b"]" * 900 + b"}}",
     ],
 )
 def test_bodies_json_or_postgresql_cannot_hold_are_malformed(client, raw):
@@ -38,6 +40,17 @@ def test_bodies_json_or_postgresql_cannot_hold_are_malformed(client, raw):
     )
     assert response.status_code == 400
     assert response.json["error"]["code"] == "malformed_json"
+
+
+def test_deeply_nested_telemetry_is_answered_not_crashed_on(client, enrol):
+    token = enrol("kiosk-1")["token"]
+    nested = b'{"extra": {"a": ' + b"[" * 900 + b"1" + b"]" * 900 + b"}}"
+    response = client.post(
+        HEARTBEAT,
+        data=nested,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 200
 
 
 @pytest.mark.parametrize(

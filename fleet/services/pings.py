@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 from flask import current_app
 from sqlalchemy import and_, bindparam, or_, select, update
 
-from fleet import rules
+from fleet import metrics, rules
 from fleet.errors import Contention, DeviceNotFound, FleetError
 from fleet.extensions import db
 from fleet.models import Device
@@ -132,10 +132,14 @@ def apply_pings(
         events.extend([written.event] if written.event else [])
     record_events(events)
     db.session.commit()
-    return [
+    final = [
         _apply_alone(result, now, actor) if answer is None else answer
         for result, answer in zip(results, answers, strict=True)
     ]
+    for result, answer in zip(results, final, strict=True):
+        if isinstance(answer, PingOutcome):
+            metrics.record_ping_result(answer.applied, result.reachable)
+    return final
 
 
 def _not_found(uid: str) -> DeviceNotFound:

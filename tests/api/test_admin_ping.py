@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 
 from fleet.timeutil import utcnow
 from tests.api.admin_support import bearer, service_token
@@ -128,3 +129,18 @@ def test_it_answers_400_for_malformed_json(client, pinger):
     )
     assert response.status_code == 400
     assert response.json["error"]["code"] == "malformed_json"
+
+
+def test_each_answered_result_is_counted_by_applied_and_reachable(client, make_device, pinger):
+    def counted(applied: str, reachable: str) -> float:
+        labels = {"applied": applied, "reachable": reachable}
+        return REGISTRY.get_sample_value("pulseboard_ping_results_total", labels) or 0.0
+
+    stale_device(make_device)
+    make_device("fresh-1")
+    before = counted("true", "false"), counted("false", "false")
+    for uid in ("kiosk-1", "fresh-1"):
+        body = {"uid": uid, "reachable": False, "latency_ms": None}
+        assert client.post(PING, json=body, headers=pinger).status_code == 200
+    after = counted("true", "false"), counted("false", "false")
+    assert (after[0] - before[0], after[1] - before[1]) == (1, 1)

@@ -11,9 +11,6 @@ from limits import parse
 from api import ratelimits
 from fleet.errors import Unauthorized
 from fleet.extensions import limiter
-from fleet.tokens import hash_token
-
-_HASH_KEY = "pulseboard.token_hash"
 
 
 def bearer_token() -> str | None:
@@ -23,24 +20,6 @@ def bearer_token() -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
-
-
-def presented_token_hash() -> str | None:
-    """The hash of the presented token, computed once per request (kept in its environ)."""
-    if _HASH_KEY not in request.environ:
-        token = bearer_token()
-        request.environ[_HASH_KEY] = hash_token(token) if token else None
-    return request.environ[_HASH_KEY]
-
-
-def device_rate_key() -> str:
-    """A device's limits follow its token, whichever address it comes from.
-
-    Keying by the token's hash needs no database lookup before the limit is
-    checked; a token that matches no device only limits itself.
-    """
-    token_hash = presented_token_hash()
-    return f"device:{token_hash}" if token_hash else f"addr:{get_remote_address()}"
 
 
 def refuse_credentials(message: str) -> NoReturn:

@@ -6,7 +6,7 @@ from flask import Response, current_app, jsonify, request
 from flask_limiter.util import get_remote_address
 
 from api import bp, ratelimits
-from api.auth import bearer_token, device_rate_key, refuse_credentials
+from api.auth import bearer_token, refuse_credentials
 from api.body import parse_body, read_json_object
 from api.schemas import HeartbeatRequest, HeartbeatResponse, RegisterRequest, RegisterResponse
 from api.spec import describe
@@ -14,6 +14,7 @@ from fleet.errors import Unauthorized
 from fleet.extensions import limiter
 from fleet.services import devices, heartbeats
 from fleet.timeutil import utcnow
+from fleet.tokens import hash_token
 
 
 def bad_credential_limits() -> str:
@@ -69,11 +70,12 @@ def register():
 )
 def heartbeat():
     token = bearer_token() or refuse_credentials("missing device token")
-    ratelimits.check_heartbeat_limits(device_rate_key())
+    token_hash = hash_token(token)
+    ratelimits.check_heartbeat_limits(token_hash)
     body = parse_body(HeartbeatRequest)
     telemetry = heartbeats.Telemetry(**body.model_dump())
     try:
-        result = heartbeats.accept_heartbeat(token, telemetry, utcnow(), request.remote_addr)
+        result = heartbeats.accept_heartbeat(token_hash, telemetry, utcnow(), request.remote_addr)
     except Unauthorized as error:
         refuse_credentials(error.message)
     answer = HeartbeatResponse(**vars(result))

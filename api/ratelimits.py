@@ -128,14 +128,19 @@ def heartbeat_limits(min_interval_seconds: int, max_per_minute: int) -> tuple[Ra
     return (interval, cap)
 
 
-def check_heartbeat_limits(device_key: str) -> None:
-    """Count one heartbeat against the device's limits; RateLimited once it is over one."""
+def check_heartbeat_limits(token_hash: str) -> None:
+    """Count one heartbeat against its device's limits; RateLimited once it is over one.
+
+    The limits follow the token, whichever address it comes from, and need no
+    database lookup first: a token that matches no device only limits itself.
+    """
     if not limiter.enabled:
         return
     config = current_app.config
     limits = heartbeat_limits(
         config["HEARTBEAT_MIN_INTERVAL_SECONDS"], config["HEARTBEAT_MAX_PER_MINUTE"]
     )
+    device_key = f"device:{token_hash}"
     for item in limits:
         if not storage().hit(item, "heartbeat", device_key):
             raise over_limit(item, "heartbeat", device_key)

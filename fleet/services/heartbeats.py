@@ -43,7 +43,7 @@ from fleet import rules
 from fleet.errors import Contention, Unauthorized
 from fleet.extensions import AUTOCOMMIT_BIND, db
 from fleet.models import Device, TelemetrySample
-from fleet.rules import ReconnectState, Source, Status
+from fleet.rules import ReconnectState, Source, Status, Thresholds
 from fleet.services.devices import (
     MAX_ATTEMPTS,
     SNAPSHOT_COLUMNS,
@@ -87,21 +87,27 @@ class _HeartbeatPlan:
 
 def find_device_by_token(token: str) -> Row | None:
     """The heartbeat snapshot of the device holding `token`, or None."""
-    query = select(*SNAPSHOT_COLUMNS).where(Device.token_hash == hash_token(token))
+    return find_device_by_hash(hash_token(token))
+
+
+def find_device_by_hash(token_hash: str) -> Row | None:
+    """The heartbeat snapshot of the device whose token hashes to `token_hash`, or None."""
+    query = select(*SNAPSHOT_COLUMNS).where(Device.token_hash == token_hash)
     return db.session.execute(query).one_or_none()
 
 
 def accept_heartbeat(
-    token: str, telemetry: Telemetry, now: datetime, address: str | None = None
+    token_hash: str, telemetry: Telemetry, now: datetime, address: str | None = None
 ) -> HeartbeatResult:
-    """A heartbeat from the holder of `token`; Unauthorized when no device holds it.
+    """A heartbeat from the holder of the token hashed to `token_hash`; Unauthorized for none.
 
     Tries the one-statement common case first; anything else falls through to
     the token lookup and `record_heartbeat`.
     """
-    if _fast_heartbeat(hash_token(token), telemetry, now, address):
-        return HeartbeatResult(Status.CONNECTED, now, fleet_defaults().interval, False, 0)
-    snapshot = find_device_by_token(token)
+    defaults = fleet_defaults()
+    if _fast_heartbeat(token_hash, telemetry, now, address, defaults):
+        return HeartbeatResult(Status.CONNECTED, now, defaults.interval, False, 0)
+    snapshot = find_device_by_hash(token_hash)
     if snapshot is None:
         raise Unauthorized("unknown or rotated device token")
     return record_heartbeat(snapshot, telemetry, now, address)
@@ -169,13 +175,13 @@ FAST_HEARTBEAT = (
 
 
 def _fast_heartbeat(
-    token_hash: str, telemetry: Telemetry, now: datetime, address: str | None
+    token_hash: str, telemetry: Telemetry, now: datetime, address: str | None, defaults: Thresholds
 ) -> bool:
     """The whole heartbeat as one autocommitted UPDATE; False when the device needs more."""
     sample_every = timedelta(seconds=current_app.config["TELEMETRY_SAMPLE_SECONDS"])
     values = {
         **vars(telemetry),
-        **deadline_values(now, fleet_defaults()),
+        **deadline_values(now, defaults),
         "token_hash": token_hash,
         "sample_due_before": now - sample_every,
         "now": now,

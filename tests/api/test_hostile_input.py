@@ -8,6 +8,7 @@ from fleet.errors import Unauthorized
 from fleet.services import devices, heartbeats
 from fleet.services.queries import DeviceFilter, list_devices
 from fleet.timeutil import utcnow
+from fleet.tokens import hash_token
 from tests.conftest import ENROLLMENT_KEY
 
 REGISTER = "/api/devices/register"
@@ -88,7 +89,7 @@ def test_a_token_rotated_mid_heartbeat_is_refused(make_device):
 def test_a_write_planned_before_a_heartbeat_does_not_land(make_device):
     device = make_device("kiosk-1")
     seen = heartbeats.find_device_by_token(device.token)
-    heartbeats.accept_heartbeat(device.token, heartbeats.Telemetry(), utcnow())
+    heartbeats.accept_heartbeat(hash_token(device.token), heartbeats.Telemetry(), utcnow())
     assert not devices.compare_and_set(seen, {"offline_due_at": seen.last_heartbeat_at})
 
 

@@ -19,6 +19,7 @@ from fleet.models import Device, DeviceEvent
 from fleet.services import devices, heartbeats
 from fleet.services.sweep import enforce_timeouts
 from fleet.timeutil import utcnow
+from fleet.tokens import hash_token
 
 DEVICES = 4
 HEARTBEAT_THREADS = 6
@@ -52,7 +53,9 @@ def test_racing_writers_end_consistent_and_deliver_each_reconnect_once(app, make
         while not stop.is_set() or sent < 20:
             uid = rng.choice(list(tokens))
             token = tokens[uid]
-            result = heartbeats.accept_heartbeat(token, heartbeats.Telemetry(), utcnow())
+            result = heartbeats.accept_heartbeat(
+                hash_token(token), heartbeats.Telemetry(), utcnow()
+            )
             if result.should_reconnect:
                 with lock:
                     deliveries[uid] += 1

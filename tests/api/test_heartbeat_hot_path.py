@@ -2,6 +2,7 @@
 
 import io
 import logging
+import time
 
 import psycopg
 import pytest
@@ -38,12 +39,14 @@ def test_a_heartbeat_after_the_database_dropped_its_connections_is_refused_once(
     assert beat(unlimited_client, token).status_code == 200  # a pooled connection now exists
     url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(url, autocommit=True) as admin:
-        admin.execute(
+        dropped = admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
             " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
+        ).fetchall()
+    assert (True,) in dropped
     answers = [beat(unlimited_client, token) for _ in range(3)]
     refused = [a for a in answers if a.status_code != 200]
+    assert refused, "the dead connection was reused without an error"
     assert all(a.status_code == 503 for a in refused)
     assert all(a.json["error"]["code"] == "database_unavailable" for a in refused)
     assert answers[-1].status_code == 200
@@ -75,6 +78,19 @@ def test_the_cap_per_minute_is_checked_only_when_the_interval_does_not_imply_it(
     interval, cap, expected
 ):
     assert [str(limit) for limit in heartbeat_limits(interval, cap)] == expected
+
+
+def test_the_cap_per_minute_refuses_when_the_interval_does_not_imply_it(make_app, enrol_factory):
+    app = make_app(HEARTBEAT_MIN_INTERVAL_SECONDS=1, HEARTBEAT_MAX_PER_MINUTE=2)
+    with app.app_context():
+        client = app.test_client()
+        token = enrol_factory(client, "kiosk-1")
+        answers = []
+        for _ in range(3):
+            answers.append(beat(client, token))
+            time.sleep(1.05)  # past the minimum interval each time
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert answers[-1].json["error"]["details"]["limit"] == "2 per 1 minute"
 
 
 def test_limits_hold_in_memory_while_redis_is_unreachable(backend, make_app, enrol_factory):
@@ -140,7 +156,13 @@ def test_accepted_heartbeats_are_logged_at_debug(access_lines, enrol_factory):
     assert '"level": "debug"' in logged[0] and '"path": "/api/devices/heartbeat"' in logged[0]
 
 
-def test_device_requests_get_no_session_cookie(client, enrol):
+def test_device_requests_never_build_the_session_signer(app, client, enrol, monkeypatch):
     token = enrol("kiosk-1")["token"]
+
+    def refuse(_app):
+        raise AssertionError("a request without a session cookie built the cookie signer")
+
+    monkeypatch.setattr(app.session_interface, "get_signing_serializer", refuse)
     response = beat(client, token)
+    assert response.status_code == 200
     assert "Set-Cookie" not in response.headers

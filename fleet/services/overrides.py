@@ -18,7 +18,7 @@ from fleet.errors import Contention, DeviceNotFound, InvalidInput
 from fleet.extensions import db
 from fleet.models import Device
 from fleet.rules import Source
-from fleet.services.devices import MAX_ATTEMPTS, compare_and_set, deadline_values, fleet_defaults
+from fleet.services.devices import MAX_ATTEMPTS, compare_and_set, deadline_values, thresholds_of
 from fleet.services.events import Event, EventKind, record_events
 
 FIELDS = ("heartbeat_interval_seconds", "grace_period_seconds", "disconnect_after_seconds")
@@ -45,12 +45,7 @@ def validate(overrides: Overrides) -> rules.Thresholds:
             raise InvalidInput(
                 f"{name} must be between {minimum} and {MAX_SECONDS}", {"field": name}
             )
-    thresholds = rules.resolve_thresholds(
-        fleet_defaults(),
-        overrides.heartbeat_interval_seconds,
-        overrides.grace_period_seconds,
-        overrides.disconnect_after_seconds,
-    )
+    thresholds = thresholds_of(overrides)
     if not thresholds.is_valid():
         raise InvalidInput(
             "disconnect-after must be greater than interval + grace "

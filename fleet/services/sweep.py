@@ -27,7 +27,7 @@ from fleet.extensions import db
 from fleet.models import Device, SweepRun, TelemetrySample
 from fleet.rules import ReconnectState, Source, Status
 from fleet.services import locks
-from fleet.services.devices import fleet_defaults
+from fleet.services.devices import fleet_defaults, thresholds_of
 from fleet.services.events import Event, EventKind, record_events, status_event
 from fleet.timeutil import utcnow
 
@@ -225,12 +225,7 @@ def _change(row: Any, from_status: Status, to_status: Status, now: datetime) -> 
 
 
 def _event(row: Any, from_status: Status, to_status: Status, now: datetime) -> Event:
-    thresholds = rules.resolve_thresholds(
-        fleet_defaults(),
-        row.heartbeat_interval_seconds,
-        row.grace_period_seconds,
-        row.disconnect_after_seconds,
-    )
+    thresholds = thresholds_of(row)
     age = rules.heartbeat_age(now, row.last_heartbeat_at)
     return status_event(
         row.id,

@@ -9,6 +9,7 @@ requests end in one consistent state and each reconnect is delivered once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -306,8 +307,28 @@ def request_reconnect(
 def request_bulk_reconnect(
     device_ids: list[int], actor: str, now: datetime, spread_seconds: int | None = None
 ) -> int:
-    """Ask many devices to reconnect, spreading delays so a site does not reconnect at once."""
-    if not device_ids:
+    """Ask the devices with these ids to reconnect; see `request_bulk_reconnect_rows`.
+
+    For callers holding a few ids: the lookup binds one parameter per id, so a
+    whole fleet goes through `request_bulk_reconnect_rows` instead.
+    """
+    rows = db.session.execute(
+        select(Device.id, Device.uid).where(Device.id.in_(device_ids)).order_by(Device.id)
+    ).all()
+    return request_bulk_reconnect_rows(rows, actor, now, spread_seconds)
+
+
+def request_bulk_reconnect_rows(
+    devices: Sequence[tuple[int, str]],
+    actor: str,
+    now: datetime,
+    spread_seconds: int | None = None,
+) -> int:
+    """Ask these (id, uid) devices to reconnect, delays spread over them in the order given.
+
+    Spreading the delays keeps a site from reconnecting all at once.
+    """
+    if not devices:
         return 0
     spread = (
         current_app.config["BULK_RECONNECT_SPREAD_SECONDS"]
@@ -315,12 +336,10 @@ def request_bulk_reconnect(
         else spread_seconds
     )
     base = current_app.config["RECONNECT_DELAY_SECONDS"]
-    rows = db.session.execute(
-        select(Device.id, Device.uid).where(Device.id.in_(device_ids)).order_by(Device.id)
-    ).all()
-    count = len(rows)
+    count = len(devices)
     requests = [
-        (row.id, row.uid, base + (index * spread) // count) for index, row in enumerate(rows)
+        (device_id, uid, base + (index * spread) // count)
+        for index, (device_id, uid) in enumerate(devices)
     ]
     _store_reconnects(requests, actor, now, details={"bulk": True, "devices": count})
     db.session.commit()

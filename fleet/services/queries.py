@@ -154,6 +154,17 @@ def matching_device_ids(
     return list(db.session.execute(query).scalars())
 
 
+def matching_devices(view: DeviceFilter, now: datetime) -> list[tuple[int, str]]:
+    """(id, uid) of every device matching the view's filters (all pages), in id order.
+
+    One query with no list of ids, so a bulk action over the whole fleet stays
+    under PostgreSQL's cap of 65,535 bind parameters.
+    """
+    query, _ = _filtered_ids(view, now, flap_settings())
+    rows = db.session.execute(query.add_columns(Device.uid).order_by(Device.id))
+    return [(device_id, uid) for device_id, uid in rows]
+
+
 def fleet_counts(now: datetime) -> dict[str, int]:
     """Devices per status, plus flapping and reconnect-pending counts."""
     counts = {status.value: 0 for status in Status}

@@ -3,7 +3,7 @@ from datetime import timedelta
 from urllib.parse import quote
 
 from fleet.extensions import db
-from fleet.models import DeviceEvent
+from fleet.models import Device, DeviceEvent
 from fleet.services import devices, heartbeats
 from fleet.services.sweep import enforce_timeouts
 from fleet.timeutil import utcnow
@@ -103,6 +103,28 @@ def test_it_reconnects_the_filtered_selection_in_bulk(client, login, make_device
         db.select(DeviceEvent.actor).where(DeviceEvent.kind == "reconnect_requested")
     ).scalars()
     assert set(actors) == {"operator@example.com"}
+
+
+def test_it_reconnects_a_few_hundred_devices_in_one_bulk_request(client, login, make_device):
+    token = login("operator")
+    for n in range(200):
+        make_device(f"kiosk-{n:03}", site="Depot")
+    make_device("elsewhere", site="Lobby")
+    response = client.post("/reconnect?site=Depot", headers={"X-CSRFToken": token})
+    assert "Asked 200 devices to reconnect" in html(response)
+    rows = db.session.execute(
+        db.select(Device.uid, Device.reconnect_state, Device.reconnect_delay_seconds)
+        .where(Device.site == "Depot")
+        .order_by(Device.id)
+    ).all()
+    assert {state for _, state, _ in rows} == {"pending"}
+    delays = [delay for _, _, delay in rows]
+    assert delays == sorted(delays) and (delays[0], delays[-1]) == (5, 64)
+    assert device_row("elsewhere").reconnect_state is None
+    details = db.session.execute(
+        db.select(DeviceEvent.details).where(DeviceEvent.kind == "reconnect_requested")
+    ).scalars()
+    assert [detail["devices"] for detail in details] == [200] * 200
 
 
 def test_it_answers_a_poll_with_nothing_when_nothing_changed(client, login, make_device):

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from fleet import metrics
 from fleet.extensions import db
 from fleet.models import DeviceEvent
+from fleet.rules import Source
 
 log = structlog.get_logger("pulseboard.events")
 
@@ -80,6 +81,23 @@ def status_event(
         actor=actor,
         created_at=now,
         heartbeat_age_seconds=None if age is None else round(age, 3),
+    )
+
+
+_RECONNECT_OUTCOMES = {
+    EventKind.RECONNECT_DELIVERED: (Source.DEVICE, "reconnect request delivered with a heartbeat"),
+    EventKind.RECONNECT_EXPIRED: (
+        Source.SYSTEM,
+        "reconnect request expired before a heartbeat collected it",
+    ),
+}
+
+
+def reconnect_event(device_id: int, uid: str, kind: str, now: datetime) -> Event:
+    """An event for a reconnect request's end: delivered with a heartbeat, or expired."""
+    source, reason = _RECONNECT_OUTCOMES[kind]
+    return Event(
+        device_id=device_id, uid=uid, kind=kind, reason=reason, source=source, created_at=now
     )
 
 

@@ -43,7 +43,7 @@ from fleet import rules
 from fleet.errors import Contention, Unauthorized
 from fleet.extensions import AUTOCOMMIT_BIND, db
 from fleet.models import Device, TelemetrySample
-from fleet.rules import ReconnectState, Source, Status, Thresholds
+from fleet.rules import ReconnectState, Status, Thresholds
 from fleet.services.devices import (
     MAX_ATTEMPTS,
     SNAPSHOT_COLUMNS,
@@ -54,7 +54,7 @@ from fleet.services.devices import (
     read_snapshot,
     thresholds_of,
 )
-from fleet.services.events import Event, EventKind, record_events
+from fleet.services.events import Event, EventKind, reconnect_event, record_events
 from fleet.timeutil import UTCDateTime
 from fleet.tokens import hash_token
 
@@ -342,27 +342,16 @@ def _plan_reconnect(plan: _HeartbeatPlan, snapshot: Row, now: datetime) -> bool:
         return False
     if state is ReconnectState.EXPIRED:
         plan.values["reconnect_state"] = ReconnectState.EXPIRED
-        plan.events.append(_reconnect_event(snapshot, EventKind.RECONNECT_EXPIRED, now))
+        plan.events.append(
+            reconnect_event(snapshot.id, snapshot.uid, EventKind.RECONNECT_EXPIRED, now)
+        )
         return True
     plan.deliver_reconnect = True
     plan.values.update(reconnect_state=ReconnectState.DELIVERED, reconnect_delivered_at=now)
-    plan.events.append(_reconnect_event(snapshot, EventKind.RECONNECT_DELIVERED, now))
-    return True
-
-
-def _reconnect_event(snapshot: Row, kind: str, now: datetime) -> Event:
-    reasons = {
-        EventKind.RECONNECT_DELIVERED: "reconnect request delivered with a heartbeat",
-        EventKind.RECONNECT_EXPIRED: "reconnect request expired before a heartbeat collected it",
-    }
-    return Event(
-        device_id=snapshot.id,
-        uid=snapshot.uid,
-        kind=kind,
-        reason=reasons[kind],
-        source=Source.DEVICE if kind == EventKind.RECONNECT_DELIVERED else Source.SYSTEM,
-        created_at=now,
+    plan.events.append(
+        reconnect_event(snapshot.id, snapshot.uid, EventKind.RECONNECT_DELIVERED, now)
     )
+    return True
 
 
 def _sample_telemetry(device_id: int, telemetry: Telemetry, now: datetime) -> None:

@@ -28,7 +28,7 @@ from fleet.models import Device, SweepRun, TelemetrySample
 from fleet.rules import ReconnectState, Source, Status
 from fleet.services import locks
 from fleet.services.devices import fleet_defaults, thresholds_of
-from fleet.services.events import Event, EventKind, record_events, status_event
+from fleet.services.events import Event, EventKind, reconnect_event, record_events, status_event
 from fleet.timeutil import utcnow
 
 log = structlog.get_logger("pulseboard.sweep")
@@ -253,17 +253,7 @@ def _expire_reconnects(now: datetime, dry_run: bool) -> int:
         .execution_options(synchronize_session=False)
     ).all()
     record_events(
-        [
-            Event(
-                device_id=row.id,
-                uid=row.uid,
-                kind=EventKind.RECONNECT_EXPIRED,
-                reason="reconnect request expired before a heartbeat collected it",
-                source=Source.SYSTEM,
-                created_at=now,
-            )
-            for row in rows
-        ]
+        [reconnect_event(row.id, row.uid, EventKind.RECONNECT_EXPIRED, now) for row in rows]
     )
     return len(rows)
 

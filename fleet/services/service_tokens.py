@@ -1,7 +1,7 @@
 """Service tokens for the admin APIs: created by an admin, stored hashed, scoped, revocable.
 
 A token is shown once when created; only its SHA-256 is stored, and a presented
-token is compared with the stored hash in constant time. Device tokens carry a
+token is found by that hash through the unique index. Device tokens carry a
 different prefix and live in another table, so they never authenticate here.
 """
 
@@ -123,7 +123,6 @@ def authenticate(token: str, now: datetime) -> ServiceIdentity | None:
         select(
             ServiceToken.id,
             ServiceToken.name,
-            ServiceToken.token_hash,
             ServiceToken.scopes,
             ServiceToken.last_used_at,
             ServiceToken.revoked_at,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -70,7 +70,8 @@ def create_user(email: str, password: str, role: str, now: datetime) -> User:
 def authenticate(email: str, password: str, now: datetime) -> User | None:
     """The active user with these credentials (their last login stamped), or None."""
     user = db.session.execute(
-        select(User).where(func.lower(User.email) == normalise_email(email))
+        # Stored emails are normalised (create_user), so the unique index serves the lookup.
+        select(User).where(User.email == normalise_email(email))
     ).scalar_one_or_none()
     if user is None:
         check_password_hash(_DUMMY_HASH, password)

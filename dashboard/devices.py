@@ -14,7 +14,6 @@ from fleet.services import dashboard, history, overrides
 from fleet.services.events import EventKind
 from fleet.timeutil import utcnow
 
-MAX_THRESHOLD_SECONDS = 30 * 86_400
 EVENT_KINDS = [value for name, value in vars(EventKind).items() if name.isupper()]
 
 
@@ -42,12 +41,16 @@ def thresholds(uid: str):
 
 
 def _seconds(raw: str | None) -> int | None:
-    """A blank field means the fleet default."""
+    """A whole number of seconds; a blank field means the fleet default.
+
+    The range is left to `overrides.validate`: one limit, with the service's
+    message naming the field and its bounds.
+    """
     raw = (raw or "").strip()
     if not raw:
         return None
-    if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_THRESHOLD_SECONDS:
-        raise InvalidInput("thresholds are whole numbers of seconds, at most 30 days")
+    if not (raw.isascii() and raw.isdigit()):  # "²".isdigit() is True, int("²") fails
+        raise InvalidInput("thresholds are whole numbers of seconds")
     return int(raw)
 
 

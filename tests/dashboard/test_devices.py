@@ -79,6 +79,29 @@ def test_it_refuses_thresholds_where_disconnect_is_not_after_interval_plus_grace
     assert "settings_changed" not in event_kinds("alpha")
 
 
+def test_it_refuses_a_threshold_past_the_services_limit_with_its_message(
+    client, login, make_device
+):
+    token = login("admin")
+    make_device("alpha", now=T0)
+    eight_days = str(8 * 86_400)  # within the form's old 30 days, past the service's 7
+    form = {"csrf_token": token, "disconnect_after_seconds": eight_days}
+    response = client.post("/devices/alpha/thresholds", data=form, follow_redirects=True)
+    assert "disconnect_after_seconds must be between 1 and 604800" in response.get_data(
+        as_text=True
+    )
+    assert device_row("alpha").disconnect_after_seconds is None
+
+
+def test_it_refuses_a_threshold_that_is_not_a_whole_number(client, login, make_device):
+    token = login("admin")
+    make_device("alpha", now=T0)
+    form = {"csrf_token": token, "grace_period_seconds": "1.5"}
+    response = client.post("/devices/alpha/thresholds", data=form, follow_redirects=True)
+    assert "thresholds are whole numbers of seconds" in response.get_data(as_text=True)
+    assert device_row("alpha").grace_period_seconds is None
+
+
 def test_it_keeps_thresholds_for_admins(client, login, make_device):
     token = login("operator")
     make_device("alpha", now=T0)

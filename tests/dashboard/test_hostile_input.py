@@ -36,4 +36,6 @@ def test_it_refuses_an_absurd_threshold_with_a_message(client, login, make_devic
         follow_redirects=True,
     )
     assert response.status_code == 200
-    assert "at most 30 days" in response.get_data(as_text=True)
+    assert "heartbeat_interval_seconds must be between 1 and 604800" in response.get_data(
+        as_text=True
+    )

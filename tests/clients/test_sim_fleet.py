@@ -130,6 +130,7 @@ def test_it_stops_cleanly_on_ctrl_c_even_while_the_server_is_down():
         line = ""
         while "server unavailable" not in line and time.monotonic() < deadline:
             line = process.stderr.readline()
+        assert "server unavailable" in line, "the simulator never noticed the server was down"
         process.send_signal(signal.SIGINT)
         _, rest = process.communicate(timeout=10)
     finally:

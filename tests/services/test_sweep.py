@@ -5,6 +5,7 @@ from sqlalchemy import func, select
 from fleet.extensions import db
 from fleet.models import DeviceEvent, TelemetrySample
 from fleet.services import devices, heartbeats
+from fleet.services.events import COPY_AT_LEAST
 from fleet.services.sweep import enforce_timeouts
 from fleet.timeutil import utcnow
 from tests.helpers import device_row, event_kinds, events_of
@@ -126,9 +127,10 @@ def test_devices_that_never_spoke_are_left_alone(app):
 
 def test_a_large_sweep_writes_every_event_in_full(make_device):
     # Past COPY_AT_LEAST events PostgreSQL takes them by COPY; both paths must agree.
-    for n in range(60):
+    count = COPY_AT_LEAST + 10
+    for n in range(count):
         make_device(f"kiosk-{n:02d}", now=T0)
-    assert enforce_timeouts(at(90)).transitions == 60
+    assert enforce_timeouts(at(90)).transitions == count
     events = db.session.execute(select(DeviceEvent).where(DeviceEvent.kind == "status")).scalars()
     rows = {
         (e.from_status, e.to_status, e.source, e.reason, e.heartbeat_age_seconds) for e in events

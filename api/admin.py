@@ -38,7 +38,7 @@ from api.admin_schemas import (
 from api.auth import bearer_token
 from api.body import parse_body
 from api.devices import bad_credential_limits, was_refused
-from api.errors import validation_error_response
+from api.errors import invalid_fields
 from api.spec import describe
 from fleet.errors import FleetError, Forbidden, Unauthorized
 from fleet.extensions import limiter
@@ -198,21 +198,28 @@ def _parse_item(index: int, raw: Any) -> pings.PingResult | PingBatchItem:
     uid = raw.get("uid") if isinstance(raw, dict) else None
     uid = uid if isinstance(uid, str) else None
     if not isinstance(raw, dict):
-        error = PingBatchItemError(code="malformed_item", message="an item must be a JSON object")
-        return PingBatchItem(index=index, uid=uid, outcome="error", applied=False, error=error)
+        return _error_item(
+            index, uid, code="malformed_item", message="an item must be a JSON object"
+        )
     try:
         return _ping_result(PingRequest.model_validate(raw))
     except ValidationError as invalid:
-        shape = validation_error_response(invalid)[0].get_json()["error"]
-        error = PingBatchItemError(**shape)
-        return PingBatchItem(index=index, uid=uid, outcome="error", applied=False, error=error)
+        return _error_item(index, uid, **invalid_fields(invalid))
 
 
 def _batch_item(index: int, uid: str, answer: pings.PingOutcome | FleetError) -> PingBatchItem:
     if isinstance(answer, FleetError):
-        error = PingBatchItemError(code=answer.code, message=answer.message, details=answer.details)
-        return PingBatchItem(index=index, uid=uid, outcome="error", applied=False, error=error)
+        return _error_item(
+            index, uid, code=answer.code, message=answer.message, details=answer.details
+        )
     return PingBatchItem(index=index, **_outcome_out(answer).model_dump())
+
+
+def _error_item(index: int, uid: str | None, **error: Any) -> PingBatchItem:
+    """The batch's answer for an item that was not applied."""
+    return PingBatchItem(
+        index=index, uid=uid, outcome="error", applied=False, error=PingBatchItemError(**error)
+    )
 
 
 # --- integrations -------------------------------------------------------------

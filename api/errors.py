@@ -42,12 +42,21 @@ def error_response(
 
 def validation_error_response(error: ValidationError) -> tuple[Response, int]:
     """422 naming each bad field and what is wrong with it."""
+    return error_response(422, **invalid_fields(error))
+
+
+def invalid_fields(error: ValidationError) -> dict[str, Any]:
+    """The error shape's code, message and details for a failed validation."""
     fields = {
         ".".join(str(part) for part in item["loc"]) or "body": item["msg"]
         for item in error.errors()
     }
     names = ", ".join(fields)
-    return error_response(422, "invalid_field", f"invalid field(s): {names}", {"fields": fields})
+    return {
+        "code": "invalid_field",
+        "message": f"invalid field(s): {names}",
+        "details": {"fields": fields},
+    }
 
 
 def _seconds_until_reset() -> int:

@@ -10,6 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from api.schemas import RequestBody, Uid
 from fleet import rules
 from fleet.services.pings import MAX_PAGE, ping_diagnosis
+from fleet.services.queries import MAX_PER_PAGE
 
 MAX_BATCH = 500
 StatusName = Literal["connected", "temporarily_offline", "disconnected"]
@@ -117,7 +118,7 @@ class DeviceListQuery(QueryString):
     q: str | None = Field(default=None, max_length=200)
     sort: Literal["status", "last_heartbeat", "stalest", "uid", "site", "transitions"] = "status"
     page: int = Field(default=1, ge=1, le=1_000_000)
-    per_page: int = Field(default=50, ge=1, le=MAX_PAGE)
+    per_page: int = Field(default=50, ge=1, le=MAX_PER_PAGE)
 
 
 class TelemetryOut(BaseModel):

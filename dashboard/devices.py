@@ -19,10 +19,14 @@ EVENT_KINDS = [value for name, value in vars(EventKind).items() if name.isupper(
 
 @bp.get("/devices/<uid>")
 def device(uid: str):
-    screen = dashboard.device_screen(uid, utcnow(), page_number(request.args))
-    # The same URL serves the page and, for htmx's refresh, only the summary.
-    template = "dashboard/_device_summary.html" if request.headers.get("HX-Request") else None
-    response = render_template(template or "dashboard/device.html", screen=screen)
+    # The same URL serves the page and, for htmx's refresh, only the summary,
+    # which is all the refresh needs loaded.
+    if request.headers.get("HX-Request"):
+        summary = dashboard.device_summary(uid, utcnow())
+        response = render_template("dashboard/_device_summary.html", summary=summary)
+    else:
+        screen = dashboard.device_screen(uid, utcnow(), page_number(request.args))
+        response = render_template("dashboard/device.html", screen=screen)
     return response, 200, {"Vary": "HX-Request"}
 
 

@@ -86,13 +86,18 @@ def reconnect_matching(view: DeviceFilter, actor: str, now: datetime) -> int:
 
 
 @dataclass(frozen=True)
-class DeviceScreen:
+class DeviceSummary:
     device: Device
-    thresholds: rules.Thresholds
-    defaults: rules.Thresholds
     reconnect: rules.ReconnectState | None
     flaps: int
     flap: FlapSettings
+
+
+@dataclass(frozen=True)
+class DeviceScreen:
+    summary: DeviceSummary
+    thresholds: rules.Thresholds
+    defaults: rules.Thresholds
     timeline: list[history.Segment]
     window_start: datetime
     telemetry: history.Series
@@ -100,19 +105,28 @@ class DeviceScreen:
     now: datetime
 
 
-def device_screen(uid: str, now: datetime, events_page: int = 1) -> DeviceScreen:
-    """The device page: status, 24-hour timeline, telemetry and one page of its events."""
+def device_summary(uid: str, now: datetime) -> DeviceSummary:
+    """The device page's summary: status, reconnect state and flaps (its 5 s refresh)."""
     device = devices.get_device(uid)
-    start = history.window_start(now)
-    return DeviceScreen(
+    return DeviceSummary(
         device=device,
-        thresholds=devices.thresholds_of(device),
-        defaults=devices.fleet_defaults(),
         reconnect=rules.reconnect_state_at(
             now, device.reconnect_state, device.reconnect_expires_at
         ),
         flaps=queries.flap_count(device.id, now),
         flap=queries.flap_settings(),
+    )
+
+
+def device_screen(uid: str, now: datetime, events_page: int = 1) -> DeviceScreen:
+    """The device page: its summary, 24-hour timeline, telemetry and one page of its events."""
+    summary = device_summary(uid, now)
+    device = summary.device
+    start = history.window_start(now)
+    return DeviceScreen(
+        summary=summary,
+        thresholds=devices.thresholds_of(device),
+        defaults=devices.fleet_defaults(),
         timeline=history.timeline_segments(
             history.status_changes(device.id, start), device.status, start, now, device.created_at
         ),

@@ -1,7 +1,7 @@
 import re
 from datetime import timedelta
 
-from fleet.services import heartbeats
+from fleet.services import devices, heartbeats, history
 from fleet.services.sweep import enforce_timeouts
 from fleet.timeutil import utcnow
 from tests.helpers import device_row, event_kinds
@@ -45,6 +45,22 @@ def test_it_serves_only_the_summary_to_htmx_and_varies_on_it(client, login, make
     body = fragment.get_data(as_text=True)
     assert body.lstrip().startswith('<section id="summary"')
     assert "<html" not in body
+
+
+def test_it_refreshes_the_summary_without_loading_history(client, login, make_device, monkeypatch):
+    login("viewer")
+    make_device("alpha")
+    devices.request_reconnect("alpha", "ops", utcnow())
+
+    def not_for_the_summary(*args, **kwargs):
+        raise AssertionError("the summary's refresh loaded the page's history")
+
+    for name in ("status_changes", "telemetry_series", "list_events"):
+        monkeypatch.setattr(history, name, not_for_the_summary)
+    fragment = client.get("/devices/alpha", headers={"HX-Request": "true"})
+    body = fragment.get_data(as_text=True)
+    assert fragment.status_code == 200
+    assert "reconnect-pending" in body and "asked by ops" in body
 
 
 def test_it_lets_an_admin_override_thresholds_and_moves_the_deadlines(client, login, make_device):

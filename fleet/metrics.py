@@ -26,11 +26,10 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import event as sa_event
-from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from fleet.extensions import db
-from fleet.models import Device, SweepRun
+from fleet.models import SweepRun
 from fleet.rules import Status
 
 log = structlog.get_logger("pulseboard.metrics")
@@ -155,12 +154,6 @@ class FleetCollector(Collector):
         )
 
 
-def devices_by_status() -> dict[str, int]:
-    """How many devices are in each status: one GROUP BY on an indexed column."""
-    rows = db.session.execute(select(Device.status, func.count()).group_by(Device.status))
-    return {status: count for status, count in rows}
-
-
 def last_sweep() -> SweepRun | None:
     """The newest sweep that was not skipped, or None."""
     # Imported here: the sweep service logs through the events module, which counts
@@ -192,6 +185,10 @@ def render_latest() -> bytes:
 
 
 def _fleet_exposition() -> bytes:
+    # Imported here: the queries module reads event kinds from the events module,
+    # which counts transitions through this one.
+    from fleet.services.queries import devices_by_status
+
     # A database outage must not cost the scrape the counters that explain it.
     try:
         collector = FleetCollector(devices_by_status(), last_sweep())

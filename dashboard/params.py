@@ -11,7 +11,6 @@ from fleet.services.history import EventFilter
 from fleet.services.queries import SORTS, DeviceFilter
 
 PER_PAGE_CHOICES = (25, 50, 100, 200)
-FLEET_KEYS = ("q", "status", "site", "flapping", "reconnect", "sort", "page", "per_page")
 
 
 MAX_PAGE = 1_000_000
@@ -69,10 +68,10 @@ def shown_ids(args: MultiDict) -> list[int]:
     return [int(part) for part in parts if part.isascii() and part.isdigit() and int(part) < 2**31]
 
 
-def event_filter(args: MultiDict, uid: str | None = None) -> EventFilter:
+def event_filter(args: MultiDict) -> EventFilter:
     """The events view in `args`."""
     return EventFilter(
-        uid=uid or _text(args, "device"),
+        uid=_text(args, "device"),
         site=_text(args, "site"),
         source=_text(args, "source"),
         kind=_text(args, "kind"),

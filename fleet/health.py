@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from fleet.extensions import db
-from fleet.metrics import last_sweep_at
+from fleet.services.sweep import last_sweep
 from fleet.timeutil import utcnow
 
 STARTED_AT_KEY = "pulseboard.started_at"
@@ -33,9 +33,6 @@ class Check:
     def failed(self) -> bool:
         """A failure that makes the installation not healthy (warnings do not)."""
         return not self.ok and not self.warning
-
-    def as_json(self) -> dict[str, object]:
-        return {"name": self.name, "ok": self.ok, "detail": self.detail}
 
 
 def redis_client(url: str) -> redis.Redis:
@@ -93,10 +90,11 @@ def check_sweep(now: datetime, grace_from: datetime | None = None) -> Check:
         "or run `flask devices monitor-status` by hand"
     )
     try:
-        last = last_sweep_at()
+        run = last_sweep()
     except SQLAlchemyError:
         db.session.rollback()
         return Check("sweep", False, "unknown: the sweep records could not be read", fix)
+    last = None if run is None else run.started_at
     if last is not None and now - last <= limit:
         return Check("sweep", True, f"last sweep {_ago(now, last)}")
     if grace_from is not None and now - grace_from <= limit:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import datetime
 
 import structlog
 from prometheus_client import (
@@ -33,8 +32,6 @@ from fleet.models import SweepRun
 from fleet.rules import Status
 
 log = structlog.get_logger("pulseboard.metrics")
-
-HEARTBEAT_RESULTS = ("accepted", "rate_limited", "unauthorized", "invalid", "error")
 
 HEARTBEATS = Counter(
     "pulseboard_heartbeats_total",
@@ -154,21 +151,6 @@ class FleetCollector(Collector):
         )
 
 
-def last_sweep() -> SweepRun | None:
-    """The newest sweep that was not skipped, or None."""
-    # Imported here: the sweep service logs through the events module, which counts
-    # transitions through this one.
-    from fleet.services.sweep import last_sweep as newest_sweep
-
-    return newest_sweep()
-
-
-def last_sweep_at() -> datetime | None:
-    """When the newest sweep that was not skipped started."""
-    run = last_sweep()
-    return None if run is None else run.started_at
-
-
 def multiprocess_mode() -> bool:
     """True when counters are shared through files, as under gunicorn."""
     return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
@@ -185,9 +167,10 @@ def render_latest() -> bytes:
 
 
 def _fleet_exposition() -> bytes:
-    # Imported here: the queries module reads event kinds from the events module,
+    # Imported here: both services write or read through the events module,
     # which counts transitions through this one.
     from fleet.services.queries import devices_by_status
+    from fleet.services.sweep import last_sweep
 
     # A database outage must not cost the scrape the counters that explain it.
     try:

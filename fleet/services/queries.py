@@ -6,7 +6,7 @@ sliding window `FLAP_WINDOW_SECONDS` reaches `FLAP_THRESHOLD`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -65,7 +65,6 @@ class DevicePage:
     page: int
     per_page: int
     flap: FlapSettings
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def pages(self) -> int:

@@ -127,6 +127,23 @@ def test_it_reconnects_a_few_hundred_devices_in_one_bulk_request(client, login, 
     assert [detail["devices"] for detail in details] == [200] * 200
 
 
+def test_it_draws_the_grid_with_the_pages_flap_settings(
+    app, client, login, make_device, monkeypatch
+):
+    login("viewer")
+    three_tiers(make_device)
+
+    def not_per_row():
+        raise AssertionError("a row read the flap settings the page already has")
+
+    monkeypatch.setitem(app.jinja_env.globals, "flap_settings", not_per_row)
+    assert sorted(rows(html(client.get("/")))) == [
+        "connected",
+        "disconnected",
+        "temporarily_offline",
+    ]
+
+
 def test_it_answers_a_poll_with_nothing_when_nothing_changed(client, login, make_device):
     login("viewer")
     device = make_device("alpha", now=T0 - timedelta(minutes=5))

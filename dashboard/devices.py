@@ -44,6 +44,9 @@ def thresholds(uid: str):
     return redirect(url_for("dashboard.device", uid=uid) + "#thresholds")
 
 
+_MAX_DIGITS = 12
+
+
 def _seconds(raw: str | None) -> int | None:
     """A whole number of seconds; a blank field means the fleet default.
 
@@ -55,7 +58,9 @@ def _seconds(raw: str | None) -> int | None:
         return None
     if not (raw.isascii() and raw.isdigit()):  # "²".isdigit() is True, int("²") fails
         raise InvalidInput("thresholds are whole numbers of seconds")
-    return int(raw)
+    # Python refuses to read integers of over 4,300 digits; anything past a few
+    # digits is out of range anyway, and the service says so.
+    return int(raw.lstrip("0")[:_MAX_DIGITS] or "0")
 
 
 @bp.get("/events")

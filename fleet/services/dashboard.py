@@ -82,7 +82,7 @@ def reconnect_device(uid: str, actor: str, now: datetime) -> tuple[Device, int]:
 
 def reconnect_matching(view: DeviceFilter, actor: str, now: datetime) -> int:
     """Ask every device matching the view (all pages) to reconnect, delays spread out."""
-    return devices.request_bulk_reconnect_rows(queries.matching_devices(view, now), actor, now)
+    return devices.request_bulk_reconnect(queries.matching_devices(view, now), actor, now)
 
 
 @dataclass(frozen=True)

@@ -305,20 +305,6 @@ def request_reconnect(
 
 
 def request_bulk_reconnect(
-    device_ids: list[int], actor: str, now: datetime, spread_seconds: int | None = None
-) -> int:
-    """Ask the devices with these ids to reconnect; see `request_bulk_reconnect_rows`.
-
-    For callers holding a few ids: the lookup binds one parameter per id, so a
-    whole fleet goes through `request_bulk_reconnect_rows` instead.
-    """
-    rows = db.session.execute(
-        select(Device.id, Device.uid).where(Device.id.in_(device_ids)).order_by(Device.id)
-    ).all()
-    return request_bulk_reconnect_rows(rows, actor, now, spread_seconds)
-
-
-def request_bulk_reconnect_rows(
     devices: Sequence[tuple[int, str]],
     actor: str,
     now: datetime,

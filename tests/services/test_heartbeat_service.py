@@ -56,8 +56,10 @@ def test_a_new_request_replaces_a_delivered_one(make_device):
 
 
 def test_bulk_reconnect_spreads_the_delays(make_device):
-    ids = [make_device(f"kiosk-{n}", now=T0).id for n in range(4)]
-    assert devices.request_bulk_reconnect(ids, "ops", T0, spread_seconds=60) == 4
+    rows = [
+        (device.id, device.uid) for device in (make_device(f"kiosk-{n}", now=T0) for n in range(4))
+    ]
+    assert devices.request_bulk_reconnect(rows, "ops", T0, spread_seconds=60) == 4
     delays = sorted(device_row(f"kiosk-{n}").reconnect_delay_seconds for n in range(4))
     assert delays == [5, 20, 35, 50]
     assert all(device_row(f"kiosk-{n}").reconnect_state == "pending" for n in range(4))

@@ -31,3 +31,11 @@ def events_of(uid: str) -> list[tuple[Any, ...]]:
 def event_kinds(uid: str) -> list[str]:
     """The kinds of all the device's events, oldest first."""
     return [row.kind for row in db.session.execute(text(EVENTS_SQL), {"uid": uid})]
+
+
+HEARTBEAT = "/api/devices/heartbeat"
+
+
+def beat(client: Any, token: str, **body: Any) -> Any:
+    """POST a heartbeat with `body` as JSON, the way a device sends it."""
+    return client.post(HEARTBEAT, json=body, headers={"Authorization": f"Bearer {token}"})

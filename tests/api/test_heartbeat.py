@@ -8,13 +8,7 @@ from fleet.extensions import db
 from fleet.models import Device, DeviceEvent
 from fleet.services import devices
 from fleet.timeutil import utcnow
-from tests.helpers import device_row, event_kinds, events_of
-
-HEARTBEAT = "/api/devices/heartbeat"
-
-
-def beat(client, token, **body):
-    return client.post(HEARTBEAT, json=body, headers={"Authorization": f"Bearer {token}"})
+from tests.helpers import HEARTBEAT, beat, device_row, event_kinds, events_of
 
 
 def test_it_answers_with_the_design_fields(client, enrol):

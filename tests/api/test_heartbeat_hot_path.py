@@ -9,14 +9,8 @@ import pytest
 
 from api.ratelimits import heartbeat_limits
 from fleet.extensions import db
-from tests.helpers import device_row
+from tests.helpers import beat, device_row
 from tests.servers import free_port
-
-HEARTBEAT = "/api/devices/heartbeat"
-
-
-def beat(client, token, **body):
-    return client.post(HEARTBEAT, json=body, headers={"Authorization": f"Bearer {token}"})
 
 
 def test_the_common_heartbeat_stores_free_form_telemetry_and_keeps_it(unlimited_client, enrol):

@@ -3,12 +3,10 @@ from datetime import timedelta
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from fleet import metrics
 from fleet.extensions import db
 from fleet.models import SweepRun
 from fleet.timeutil import utcnow
-
-HEARTBEAT = "/api/devices/heartbeat"
+from tests.helpers import beat
 
 
 def scrape(client, **headers):
@@ -23,10 +21,6 @@ def scrape(client, **headers):
 
 def value(samples, name, **labels):
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
-def beat(client, token, **body):
-    return client.post(HEARTBEAT, json=body, headers={"Authorization": f"Bearer {token}"})
 
 
 def test_it_counts_heartbeats_by_result(client, enrol):
@@ -87,15 +81,6 @@ def test_it_reports_the_last_sweep_and_observes_its_duration(client):
         ("pulseboard_sweep_transitions_total", 7),
     ):
         assert value(after, name) - value(before, name) == pytest.approx(grew_by)
-
-
-def test_it_counts_ping_results(client):
-    before = scrape(client)
-    metrics.record_ping_result(applied=True, reachable=False)
-    after = scrape(client)
-    name = "pulseboard_ping_results_total"
-    labels = {"applied": "true", "reachable": "false"}
-    assert value(after, name, **labels) - value(before, name, **labels) == 1
 
 
 def test_it_measures_request_latency_by_endpoint(client):

@@ -19,10 +19,11 @@ from sqlalchemy import Row, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from fleet import rules
-from fleet.errors import AlreadyExists, Contention, DeviceNotFound, Unauthorized
+from fleet.errors import Contention, DeviceNotFound, Unauthorized
 from fleet.extensions import db
 from fleet.models import Device
 from fleet.rules import ReconnectState, Source, Status, Thresholds
+from fleet.services.commit import commit_unique
 from fleet.services.events import Event, EventKind, record_events, status_event
 from fleet.tokens import DEVICE_TOKEN_PREFIX, hash_token, new_token, secrets_match
 
@@ -271,11 +272,7 @@ def add_device(uid: str, now: datetime, *, name: str | None = None, site: str | 
         created_at=now,
     )
     db.session.add(device)
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        raise AlreadyExists(f"a device with uid {uid!r} already exists") from None
+    commit_unique(f"a device with uid {uid!r} already exists")
     return token
 
 

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.exc import IntegrityError
 
-from fleet.errors import AlreadyExists, FleetError, InvalidInput
+from fleet.errors import FleetError, InvalidInput
 from fleet.extensions import db
 from fleet.models import ServiceToken
+from fleet.services.commit import commit_unique
 from fleet.tokens import SERVICE_TOKEN_PREFIX, hash_token, new_token
 
 SCOPES = ("ping", "read", "operate")
@@ -76,11 +76,7 @@ def create_token(name: str, scopes: list[str] | tuple[str, ...], now: datetime) 
             created_at=now,
         )
     )
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        raise AlreadyExists(f"a service token named {name!r} already exists") from None
+    commit_unique(f"a service token named {name!r} already exists")
     return token
 
 

@@ -6,12 +6,12 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from fleet.errors import AlreadyExists, InvalidInput
+from fleet.errors import InvalidInput
 from fleet.extensions import db
 from fleet.models import User
+from fleet.services.commit import commit_unique
 
 MIN_PASSWORD_LENGTH = 8
 
@@ -59,11 +59,7 @@ def create_user(email: str, password: str, role: str, now: datetime) -> User:
         created_at=now,
     )
     db.session.add(user)
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        raise AlreadyExists(f"a user with email {email!r} already exists") from None
+    commit_unique(f"a user with email {email!r} already exists")
     return user
 
 

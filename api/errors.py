@@ -73,12 +73,13 @@ def _is_api_request() -> bool:
 
 def refuse_nul_characters() -> None:
     """400 for a NUL anywhere in the path, query or form: PostgreSQL text cannot hold one."""
-    if "\x00" in request.path or b"%00" in request.query_string or b"\x00" in request.query_string:
+    path, query = request.path, request.query_string
+    if "\x00" in path or b"%00" in query or b"\x00" in query:
         raise BadRequest("NUL characters are not allowed in URLs")
     # API bodies are JSON whatever their Content-Type says (read_json_object checks
     # them); parsing one as a form here would consume it.
-    is_form = request.method == "POST" and request.mimetype in FORM_TYPES
-    is_form = is_form and not _is_api_request()
+    is_form = request.method == "POST" and not _is_api_request()
+    is_form = is_form and request.mimetype in FORM_TYPES
     if is_form and any("\x00" in value for value in request.form.values()):
         raise BadRequest("NUL characters are not allowed in forms")
 

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from flask import request
+from flask import Response, request, session
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -40,8 +40,23 @@ class FleetLimiter(Limiter):
         super()._check_request_limit(callable_name, in_middleware)
 
 
+class FleetLoginManager(LoginManager):
+    """Flask-Login, minus its read of sessions that hold nothing.
+
+    After every request it looks in the session for a remember-me order. An
+    empty session cannot hold one, but the look marks it read, and Flask then
+    adds `Vary: Cookie` to the answer: a tenth of a heartbeat's CPU, for
+    clients that never send a cookie.
+    """
+
+    def _update_remember_cookie(self, response: Response) -> Response:
+        if not session:  # its length: unlike a lookup, that does not mark it read
+            return response
+        return super()._update_remember_cookie(response)
+
+
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate(render_as_batch=True, compare_type=True)
 limiter = FleetLimiter(key_func=get_remote_address)
-login_manager = LoginManager()
+login_manager = FleetLoginManager()
 csrf = CSRFProtect()

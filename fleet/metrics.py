@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from functools import lru_cache
+from typing import Any
 
 import structlog
 from prometheus_client import (
@@ -85,7 +87,14 @@ def heartbeat_result(status_code: int) -> str:
 
 def record_heartbeat(status_code: int) -> None:
     """Count one heartbeat request by its outcome."""
-    HEARTBEATS.labels(heartbeat_result(status_code)).inc()
+    _heartbeat_series(status_code).inc()
+
+
+# A metric's `labels()` checks and looks up its series under a lock; the few
+# series every request lands in are kept at hand instead (both run per request).
+@lru_cache(maxsize=64)
+def _heartbeat_series(status_code: int) -> Any:
+    return HEARTBEATS.labels(heartbeat_result(status_code))
 
 
 def record_transition(from_status: str | None, to_status: str | None, source: str) -> None:
@@ -100,8 +109,17 @@ def record_ping_result(applied: bool, reachable: bool) -> None:
 
 def record_request(endpoint: str, method: str, status_code: int, seconds: float) -> None:
     """Count one HTTP request and observe its latency."""
-    REQUEST_LATENCY.labels(endpoint, method).observe(seconds)
-    REQUESTS.labels(endpoint, method, str(status_code)).inc()
+    latency, count = _request_series(endpoint, method, status_code)
+    latency.observe(seconds)
+    count.inc()
+
+
+@lru_cache(maxsize=1024)
+def _request_series(endpoint: str, method: str, status_code: int) -> tuple[Any, Any]:
+    return (
+        REQUEST_LATENCY.labels(endpoint, method),
+        REQUESTS.labels(endpoint, method, str(status_code)),
+    )
 
 
 def record_sweep(duration_ms: float, transitions: int) -> None:

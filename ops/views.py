@@ -52,7 +52,8 @@ def prometheus_metrics():
 @bp.after_app_request
 def count_request(response: Response) -> Response:
     """Observe every request's latency by endpoint, and count heartbeats by result."""
-    endpoint = request.url_rule.endpoint if request.url_rule else "unmatched"
+    rule = request.url_rule
+    endpoint = rule.endpoint if rule else "unmatched"
     metrics.record_request(endpoint, request.method, response.status_code, elapsed_seconds())
     if endpoint == HEARTBEAT_ENDPOINT:
         metrics.record_heartbeat(response.status_code)

@@ -1,8 +1,10 @@
 """Extensions, created unbound and bound to the app in the factory."""
 
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
-from flask import Response, request, session
+from flask import Flask, Response, request, session
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -24,13 +26,33 @@ class FleetLimiter(Limiter):
     """Flask-Limiter, told which endpoints check their limits themselves.
 
     Its before-request hook resolves routes, exemptions and meta limits on
-    every request, whether the route has limits or not. The heartbeat checks
-    its own with the `limits` library (api/ratelimits.py) and skips that work.
+    every request, whether the route has limits or not, and its after-request
+    and teardown hooks build and clear a context for the request: together
+    about a fifteenth of a heartbeat. The heartbeat checks its own limits with
+    the `limits` library (api/ratelimits.py) and skips all three.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.self_limited_endpoints: set[str] = set()
+
+    def init_app(self, app: Flask) -> None:
+        after, teardown = app.after_request_funcs, app.teardown_request_funcs
+        known = {*after.get(None, ()), *teardown.get(None, ())}
+        super().init_app(app)
+        for hooks in (after.get(None, []), teardown.get(None, [])):
+            hooks[:] = [h if h in known else self._unless_self_limited(h) for h in hooks]
+
+    def _unless_self_limited(self, hook: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """`hook`, passed over for self-limited endpoints (it gets the response or the error)."""
+
+        @wraps(hook)
+        def run(response_or_error: Any) -> Any:
+            if request.endpoint in self.self_limited_endpoints:
+                return response_or_error
+            return hook(response_or_error)
+
+        return run
 
     def _check_request_limit(
         self, callable_name: str | None = None, in_middleware: bool = True

@@ -6,9 +6,10 @@ import time
 
 import psycopg
 import pytest
+from flask import request
 
 from api.ratelimits import heartbeat_limits
-from fleet.extensions import db
+from fleet.extensions import db, limiter
 from tests.helpers import beat, device_row
 from tests.servers import free_port
 
@@ -160,3 +161,21 @@ def test_device_requests_never_build_the_session_signer(app, client, enrol, monk
     response = beat(client, token)
     assert response.status_code == 200
     assert "Set-Cookie" not in response.headers
+
+
+def test_flask_limiter_passes_over_the_heartbeat_and_keeps_its_other_routes(
+    client, enrol, monkeypatch
+):
+    """The heartbeat counts its own limits: Flask-Limiter's hooks build no context for it."""
+    token = enrol("kiosk-1")["token"]
+    contexts_for = []
+    built = type(limiter).context
+
+    def context(self):
+        contexts_for.append(request.endpoint)
+        return built.fget(self)
+
+    monkeypatch.setattr(type(limiter), "context", property(context))
+    assert beat(client, token).status_code == 200
+    assert client.post("/api/devices/register", json={"uid": "kiosk-2"}).status_code == 401
+    assert contexts_for and set(contexts_for) == {"api.register"}

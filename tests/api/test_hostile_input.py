@@ -31,6 +31,9 @@ def test_an_enrolment_key_that_is_not_text_is_refused(client, key):
         b'{"uid": "kiosk-1", "extra": {"k\\u0000": 1}}',
         # Shallow enough for the parser, deep enough for a recursive NUL check.
         b'{"uid": "kiosk-1", "extra": {"a": ' + b"[" * 900 + b'"\\u0000"' + b"]" * 900 + b"}}",
+        # JSON between systems is UTF-8 (RFC 8259).
+        '{"uid": "kiosk-1"}'.encode("utf-16"),
+        b'{"uid": "kiosk-\xff"}',
     ],
 )
 def test_bodies_json_or_postgresql_cannot_hold_are_malformed(client, raw):

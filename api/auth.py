@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from typing import NoReturn
 
-from flask import current_app, request
+from flask import current_app
 from flask_limiter.util import get_remote_address
 from limits import parse
 
 from api import ratelimits
+from fleet.context import current_request
 from fleet.errors import Unauthorized
 from fleet.extensions import limiter
 
 
 def bearer_token() -> str | None:
     """The token from `Authorization: Bearer ...`, or None."""
-    header = request.headers.get("Authorization", "")
+    header = current_request().headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None

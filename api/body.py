@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any, TypeVar
 
-from flask import request
 from pydantic import BaseModel
 
+from fleet.context import current_request
 from fleet.errors import FleetError
 
 Schema = TypeVar("Schema", bound=BaseModel)
@@ -20,7 +20,7 @@ class MalformedBody(FleetError):
 
 def read_json_object() -> dict[str, Any]:
     """The body as a JSON object; an empty body is an empty object."""
-    raw = request.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH
+    raw = current_request().get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH
     if not raw.strip():
         return {}
     try:

@@ -10,6 +10,7 @@ from api.auth import bearer_token, refuse_credentials
 from api.body import parse_body, read_json_object
 from api.schemas import HeartbeatRequest, HeartbeatResponse, RegisterRequest, RegisterResponse
 from api.spec import describe
+from fleet.context import current_request
 from fleet.errors import Unauthorized
 from fleet.extensions import limiter
 from fleet.services import devices, heartbeats
@@ -75,7 +76,9 @@ def heartbeat():
     body = parse_body(HeartbeatRequest)
     telemetry = heartbeats.Telemetry(**body.model_dump())
     try:
-        result = heartbeats.accept_heartbeat(token_hash, telemetry, utcnow(), request.remote_addr)
+        result = heartbeats.accept_heartbeat(
+            token_hash, telemetry, utcnow(), current_request().remote_addr
+        )
     except Unauthorized as error:
         refuse_credentials(error.message)
     answer = HeartbeatResponse(**vars(result))

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import BadRequest, HTTPException
 
+from fleet.context import current_request
 from fleet.errors import FleetError
 from fleet.extensions import db, limiter
 
@@ -67,20 +68,22 @@ def _seconds_until_reset() -> int:
     return max(1, math.ceil(breached.reset_at - time.time()))
 
 
-def _is_api_request() -> bool:
-    return request.path.startswith("/api/") or request.path == "/api"
+def _is_api_request(path: str | None = None) -> bool:
+    path = request.path if path is None else path
+    return path.startswith("/api/") or path == "/api"
 
 
 def refuse_nul_characters() -> None:
     """400 for a NUL anywhere in the path, query or form: PostgreSQL text cannot hold one."""
-    path, query = request.path, request.query_string
+    current = current_request()
+    path, query = current.path, current.query_string
     if "\x00" in path or b"%00" in query or b"\x00" in query:
         raise BadRequest("NUL characters are not allowed in URLs")
     # API bodies are JSON whatever their Content-Type says (read_json_object checks
     # them); parsing one as a form here would consume it.
-    is_form = request.method == "POST" and not _is_api_request()
-    is_form = is_form and request.mimetype in FORM_TYPES
-    if is_form and any("\x00" in value for value in request.form.values()):
+    is_form = current.method == "POST" and not _is_api_request(path)
+    is_form = is_form and current.mimetype in FORM_TYPES
+    if is_form and any("\x00" in value for value in current.form.values()):
         raise BadRequest("NUL characters are not allowed in forms")
 
 

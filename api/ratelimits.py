@@ -15,12 +15,12 @@ import time
 from functools import lru_cache
 
 import structlog
-from flask import current_app
 from limits import RateLimitItem, RateLimitItemPerMinute, RateLimitItemPerSecond
 from limits.storage import MemoryStorage, Storage
 from limits.strategies import FixedWindowRateLimiter
 
 from api import HEARTBEAT_ENDPOINT
+from fleet.context import current_application
 from fleet.errors import FleetError
 from fleet.extensions import limiter
 
@@ -92,7 +92,7 @@ class _Storage:
 
 def storage() -> _Storage:
     """This app's limit storage (made on first use, once Flask-Limiter has its storage)."""
-    extensions = current_app.extensions
+    extensions = current_application().extensions
     found = extensions.get(_STORAGE_KEY)
     if found is None:
         with _creation_lock:
@@ -136,7 +136,7 @@ def check_heartbeat_limits(token_hash: str) -> None:
     """
     if not limiter.enabled:
         return
-    config = current_app.config
+    config = current_application().config
     limits = heartbeat_limits(
         config["HEARTBEAT_MIN_INTERVAL_SECONDS"], config["HEARTBEAT_MAX_PER_MINUTE"]
     )

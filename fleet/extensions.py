@@ -4,7 +4,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import Flask, Response, request, session
+from flask import Flask, Response, session
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -12,6 +12,8 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy.orm import DeclarativeBase
+
+from fleet.context import current_request
 
 
 class Base(DeclarativeBase):
@@ -48,7 +50,7 @@ class FleetLimiter(Limiter):
 
         @wraps(hook)
         def run(response_or_error: Any) -> Any:
-            if request.endpoint in self.self_limited_endpoints:
+            if current_request().endpoint in self.self_limited_endpoints:
                 return response_or_error
             return hook(response_or_error)
 
@@ -57,7 +59,7 @@ class FleetLimiter(Limiter):
     def _check_request_limit(
         self, callable_name: str | None = None, in_middleware: bool = True
     ) -> None:
-        if in_middleware and request.endpoint in self.self_limited_endpoints:
+        if in_middleware and current_request().endpoint in self.self_limited_endpoints:
             return
         super()._check_request_limit(callable_name, in_middleware)
 

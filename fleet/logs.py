@@ -18,7 +18,9 @@ from functools import partial
 from typing import Any
 
 import structlog
-from flask import Flask, Response, has_request_context, request
+from flask import Flask, Request, Response, has_request_context, request
+
+from fleet.context import current_request
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID_ENVIRON_KEY = "HTTP_" + REQUEST_ID_HEADER.upper().replace("-", "_")
@@ -153,9 +155,7 @@ def init_request_logging(app: Flask, quiet_endpoints: frozenset[str] = frozenset
 def _bind_request_id() -> None:
     # Kept in the WSGI environ, not on `g`: an app context (and its `g`) can
     # outlive a request, as it does under the test client.
-    # One look-up of the request: each through Flask's context proxy costs a
-    # microsecond or two, and these hooks run on every heartbeat.
-    environ = request.environ
+    environ = current_request().environ
     environ[_STARTED_KEY] = time.perf_counter()
     request_id = request_id_from(environ.get(_REQUEST_ID_ENVIRON_KEY))
     environ[_ID_KEY] = request_id
@@ -169,28 +169,30 @@ def current_request_id() -> str | None:
 
 
 def _log_access(quiet_endpoints: frozenset[str], response: Response) -> Response:
-    environ = request.environ
+    current = current_request()
+    environ = current.environ
     if _ID_KEY not in environ:  # the request failed before any before-request hook ran
         _bind_request_id()
     response.headers[REQUEST_ID_HEADER] = environ[_ID_KEY]
-    quiet = response.status_code < 400 and request.endpoint in quiet_endpoints
+    quiet = response.status_code < 400 and current.endpoint in quiet_endpoints
     if quiet and not _access_logger.isEnabledFor(logging.DEBUG):
         return response
     log = access_log.debug if quiet else access_log.info
     log(
         "request",
-        method=request.method,
-        path=request.path,
+        method=current.method,
+        path=current.path,
         status=response.status_code,
-        duration_ms=round(elapsed_seconds() * 1000, 2),
-        remote_addr=request.remote_addr,
+        duration_ms=round(elapsed_seconds(current) * 1000, 2),
+        remote_addr=current.remote_addr,
     )
     return response
 
 
-def elapsed_seconds() -> float:
-    """Seconds since the current request started."""
-    return time.perf_counter() - request.environ.get(_STARTED_KEY, time.perf_counter())
+def elapsed_seconds(current: Request | None = None) -> float:
+    """Seconds since the current request started (`current`: that request, if at hand)."""
+    environ = (current or current_request()).environ
+    return time.perf_counter() - environ.get(_STARTED_KEY, time.perf_counter())
 
 
 def _unbind_request_id(_error: BaseException | None) -> None:

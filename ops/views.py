@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Response, current_app, jsonify, request
+from flask import Response, current_app, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from api import HEARTBEAT_ENDPOINT
 from api.auth import bearer_token
 from fleet import metrics
+from fleet.context import current_request
 from fleet.health import readiness
 from fleet.logs import elapsed_seconds
 from fleet.timeutil import utcnow
@@ -52,9 +53,11 @@ def prometheus_metrics():
 @bp.after_app_request
 def count_request(response: Response) -> Response:
     """Observe every request's latency by endpoint, and count heartbeats by result."""
-    rule = request.url_rule
+    current = current_request()
+    rule = current.url_rule
     endpoint = rule.endpoint if rule else "unmatched"
-    metrics.record_request(endpoint, request.method, response.status_code, elapsed_seconds())
+    seconds = elapsed_seconds(current)
+    metrics.record_request(endpoint, current.method, response.status_code, seconds)
     if endpoint == HEARTBEAT_ENDPOINT:
         metrics.record_heartbeat(response.status_code)
     return response

@@ -19,6 +19,7 @@ from sqlalchemy import Row, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from fleet import rules
+from fleet.context import current_application
 from fleet.errors import Contention, DeviceNotFound, Unauthorized
 from fleet.extensions import db
 from fleet.models import Device
@@ -53,7 +54,7 @@ SNAPSHOT_COLUMNS = (
 
 def fleet_defaults() -> Thresholds:
     """The fleet-wide thresholds from config."""
-    config = current_app.config
+    config = current_application().config
     return Thresholds(
         interval=config["HEARTBEAT_INTERVAL_SECONDS"],
         grace=config["GRACE_PERIOD_SECONDS"],

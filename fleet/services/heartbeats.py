@@ -40,6 +40,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
 from fleet import rules
+from fleet.context import current_application
 from fleet.errors import Contention, Unauthorized
 from fleet.extensions import AUTOCOMMIT_BIND, db
 from fleet.models import Device, TelemetrySample
@@ -178,7 +179,7 @@ def _fast_heartbeat(
     token_hash: str, telemetry: Telemetry, now: datetime, address: str | None, defaults: Thresholds
 ) -> bool:
     """The whole heartbeat as one autocommitted UPDATE; False when the device needs more."""
-    sample_every = timedelta(seconds=current_app.config["TELEMETRY_SAMPLE_SECONDS"])
+    sample_every = timedelta(seconds=current_application().config["TELEMETRY_SAMPLE_SECONDS"])
     values = {
         **vars(telemetry),
         **deadline_values(now, defaults),

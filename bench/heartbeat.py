@@ -95,7 +95,7 @@ def gunicorn(target: Target, args: argparse.Namespace) -> Iterator[Server]:
         str(BIN / "gunicorn"),
         "--config", str(ROOT / "gunicorn.conf.py"),
         "--bind", f"127.0.0.1:{port}",
-        "--worker-class", "gthread",
+        "--worker-class", args.worker_class,
         "--workers", str(args.workers),
         "--threads", str(args.threads),
         "--log-level", "warning",
@@ -236,6 +236,7 @@ def main() -> None:
     # gunicorn.conf.py's defaults for a machine with Redis.
     parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1) + 1)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--worker-class", default="gthread")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")

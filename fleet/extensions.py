@@ -65,16 +65,16 @@ class FleetLimiter(Limiter):
 
 
 class FleetLoginManager(LoginManager):
-    """Flask-Login, minus its read of sessions that hold nothing.
+    """Flask-Login, minus its remember-me bookkeeping for sessions that hold nothing.
 
-    After every request it looks in the session for a remember-me order. An
-    empty session cannot hold one, but the look marks it read, and Flask then
-    adds `Vary: Cookie` to the answer: a tenth of a heartbeat's CPU, for
-    clients that never send a cookie.
+    After every request it looks in the session, and in the config, for a
+    remember-me order, which an empty session cannot hold: about a fortieth of
+    a heartbeat's work, for clients that never send a cookie. (Any look marks
+    the session read, so the answer still says `Vary: Cookie`, as Flask means.)
     """
 
     def _update_remember_cookie(self, response: Response) -> Response:
-        if not session:  # its length: unlike a lookup, that does not mark it read
+        if not session:
             return response
         return super()._update_remember_cookie(response)
 

@@ -11,7 +11,7 @@ class LazyCookieSessionInterface(SecureCookieSessionInterface):
 
     Flask builds the cookie's signing serializer before looking for the cookie,
     and reads all seven cookie settings before finding there is nothing to
-    save; for a heartbeat that was about a tenth of its time. Without a cookie
+    save; for a heartbeat that was about a twentieth of its work. Without a cookie
     the session is empty either way, so it is made empty straight away, and an
     empty session nothing changed is not saved.
     """

@@ -1,7 +1,7 @@
 """Benchmark: the heartbeat endpoint against its ceiling, under gunicorn and wrk.
 
     .venv/bin/python -m bench.heartbeat [--rounds 3] [--duration 10] [--devices 30000]
-        [--connections 16] [--workers 5] [--threads 4]
+        [--connections 16] [--workers 5] [--threads 4] [--worker-class gthread]
 
 Starts PostgreSQL (or uses DATABASE_URL) and Redis, seeds the fleet with known
 tokens and serves three targets side by side with gunicorn (gthread; by default

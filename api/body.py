@@ -24,7 +24,7 @@ def read_json_object() -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        data = _DECODER.decode(raw.decode())
+        data = _DECODER.decode(raw.decode("utf-8-sig"))
     except RecursionError:
         raise MalformedBody("the body nests too deeply") from None
     except (ValueError, UnicodeDecodeError) as error:
@@ -44,7 +44,8 @@ def _refuse_constant(name: str) -> Any:
 
 
 # One decoder, as json.loads keeps for itself: given options, json.loads builds a
-# new decoder for every call. Bodies are UTF-8, as RFC 8259 requires.
+# new decoder for every call. Bodies are UTF-8, as RFC 8259 requires (which
+# lets a leading byte order mark be ignored: some firmware writes one).
 _DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
 
 

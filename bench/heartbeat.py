@@ -12,10 +12,11 @@ the workers and threads gunicorn.conf.py gives this machine):
 3. pulseboard with the production limits (the defaults) on Redis.
 
 Each is warmed up with devices of its own. Then, round after round, wrk drives
-`POST /api/devices/heartbeat` at each target in turn (bench/heartbeat.lua
-rotates the tokens). On a shared machine the speed drifts from minute to
-minute; interleaving the targets and comparing each round's passes with each
-other keeps that drift out of the ratios.
+`POST /api/devices/heartbeat` at each target in turn, each round starting
+with the next one (bench/heartbeat.lua rotates the tokens). On a shared
+machine the speed drifts from minute to minute; interleaving the targets and
+comparing each round's passes with each other keeps that drift out of the
+ratios.
 
 Prints, per target, the median over the rounds of req/s, p50, p99 and the
 machine's CPU time per request (all processes: wrk, PostgreSQL, Redis and
@@ -184,6 +185,17 @@ def measure(server: Server, tokens: Path, args: argparse.Namespace) -> Pass:
     )
 
 
+def measure_round(
+    number: int, running: list[Server], tokens: Tokens, args: argparse.Namespace
+) -> list[Pass]:
+    """One pass per server, in target order; each round starts with the next target,
+    so that whatever drifts within a round does not always land on the same one."""
+    start = number % len(running)
+    order = [*range(start, len(running)), *range(start)]
+    passes = {index: measure(running[index], tokens.measured, args) for index in order}
+    return [passes[index] for index in range(len(running))]
+
+
 def median_of(passes: list[Pass], field: str) -> float:
     return statistics.median(getattr(p, field) for p in passes)
 
@@ -262,9 +274,7 @@ def run(url: str, redis_url: str, args: argparse.Namespace) -> None:
             for server in running:
                 # Connections, prepared statements, lazy imports.
                 run_wrk(server.port, WARM_UP_SECONDS, tokens.warm_up, args)
-            rounds = [
-                [measure(s, tokens.measured, args) for s in running] for _ in range(args.rounds)
-            ]
+            rounds = [measure_round(number, running, tokens, args) for number in range(args.rounds)]
             rss = [max(map(peak_rss_mb, worker_pids(s.process.pid))) for s in running]
         report(targets, rounds, rss)
 
@@ -281,7 +291,13 @@ def bench_targets(url: str, redis_url: str, scratch: Path) -> list[Target]:
         return {"PROMETHEUS_MULTIPROC_DIR": str(scratch / f"metrics-{name}")}
 
     return [
-        Target("ceiling (psycopg, no framework)", "bench.ceiling_app:app", base),
+        # Each its own metrics directory: gunicorn.conf.py empties the one it is
+        # given, and its default is the one a local Pulseboard uses.
+        Target(
+            "ceiling (psycopg, no framework)",
+            "bench.ceiling_app:app",
+            {**base, **metrics("ceiling")},
+        ),
         Target(
             "pulseboard, limits off",
             "wsgi:app",

@@ -81,7 +81,9 @@ def count(target: tuple, url: str, redis_url: str, requests: int) -> tuple[str, 
             "valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
             sys.executable, "-m", "bench.instructions", "--child", app, "--requests", str(requests),
         ]  # fmt: skip
-        subprocess.run(command, env=env, check=True, capture_output=True)
+        child = subprocess.run(command, env=env, capture_output=True, text=True)
+        if child.returncode:
+            sys.exit(f"{name}: the counting process failed:\n{child.stderr[-3000:]}")
         total = re.search(r"^totals: (\d+)", out.read_text(), re.MULTILINE)
     return name, int(total.group(1)) // requests
 

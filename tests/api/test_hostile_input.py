@@ -106,3 +106,14 @@ def test_a_json_body_sent_with_curls_default_content_type_still_registers(client
         },
     )
     assert response.status_code == 201
+
+
+def test_a_body_led_by_a_byte_order_mark_is_read(client):
+    """RFC 8259 lets a parser ignore a UTF-8 byte order mark, and some firmware writes one."""
+    response = client.post(
+        REGISTER,
+        data=b'\xef\xbb\xbf{"uid": "kiosk-1"}',
+        headers={"X-Enrollment-Key": ENROLLMENT_KEY, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 201
+    assert response.json["uid"] == "kiosk-1"

@@ -68,8 +68,7 @@ def _seconds_until_reset() -> int:
     return max(1, math.ceil(breached.reset_at - time.time()))
 
 
-def _is_api_request(path: str | None = None) -> bool:
-    path = request.path if path is None else path
+def _is_api_request(path: str) -> bool:
     return path.startswith("/api/") or path == "/api"
 
 
@@ -122,7 +121,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def handle_http_error(error: HTTPException):
-        if not _is_api_request():
+        if not _is_api_request(request.path):
             return error
         status = error.code or 500
         code = HTTP_CODES.get(status, "http_error")
@@ -132,7 +131,7 @@ def register_error_handlers(app: Flask) -> None:
     def handle_database_down(error: DBAPIError):
         db.session.rollback()
         log.error("database_unavailable", error=str(error.orig))
-        if not _is_api_request():
+        if not _is_api_request(request.path):
             return "Database unavailable", 503
         return error_response(503, "database_unavailable", "the database is unavailable; retry")
 
@@ -140,6 +139,6 @@ def register_error_handlers(app: Flask) -> None:
     def handle_unexpected(error: Exception):
         db.session.rollback()
         log.exception("unhandled_error", path=request.path)
-        if not _is_api_request():
+        if not _is_api_request(request.path):
             return "Internal server error", 500
         return error_response(500, "internal_error", "an unexpected error occurred")

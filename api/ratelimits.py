@@ -141,8 +141,9 @@ def check_heartbeat_limits(token_hash: str) -> None:
         config["HEARTBEAT_MIN_INTERVAL_SECONDS"], config["HEARTBEAT_MAX_PER_MINUTE"]
     )
     device_key = f"device:{token_hash}"
+    counted = storage()
     for item in limits:
-        if not storage().hit(item, "heartbeat", device_key):
+        if not counted.hit(item, "heartbeat", device_key):
             raise over_limit(item, "heartbeat", device_key)
 
 

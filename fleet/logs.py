@@ -189,10 +189,9 @@ def _log_access(quiet_endpoints: frozenset[str], response: Response) -> Response
     return response
 
 
-def elapsed_seconds(current: Request | None = None) -> float:
-    """Seconds since the current request started (`current`: that request, if at hand)."""
-    environ = (current or current_request()).environ
-    return time.perf_counter() - environ.get(_STARTED_KEY, time.perf_counter())
+def elapsed_seconds(current: Request) -> float:
+    """Seconds since `current`, the request being handled, started."""
+    return time.perf_counter() - current.environ.get(_STARTED_KEY, time.perf_counter())
 
 
 def _unbind_request_id(_error: BaseException | None) -> None:

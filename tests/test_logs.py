@@ -8,8 +8,7 @@ import structlog
 from fleet.services import devices
 from fleet.timeutil import utcnow
 from tests.conftest import ENROLLMENT_KEY
-
-HEARTBEAT = "/api/devices/heartbeat"
+from tests.helpers import HEARTBEAT
 
 
 @pytest.fixture

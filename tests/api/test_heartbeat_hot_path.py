@@ -114,39 +114,42 @@ def test_a_heartbeat_over_its_limit_says_which_limit_and_when_to_retry(client, e
 
 
 @pytest.fixture
-def access_lines(make_app):
+def access_lines(make_app, enrol_factory):
+    """At a log level: a client, an enrolled device's token, and the access lines logged since."""
+
     def build(level):
         app = make_app(LOG_LEVEL=level, LOG_FORMAT="json", RATELIMIT_ENABLED=True)
         stream = io.StringIO()
         logging.getLogger().handlers[0].setStream(stream)
-        return app, lambda: [line for line in stream.getvalue().splitlines() if '"request"' in line]
+        client = app.test_client()
+        with app.app_context():
+            token = enrol_factory(client, "kiosk-1")
+        enrolled = len(stream.getvalue().splitlines())
+
+        def since_enrolment():
+            lines = stream.getvalue().splitlines()[enrolled:]
+            return [line for line in lines if '"request"' in line]
+
+        return client, token, since_enrolment
 
     return build
 
 
-def test_accepted_heartbeats_write_no_access_line_at_info(access_lines, enrol_factory):
-    app, lines = access_lines("INFO")
-    with app.app_context():
-        client = app.test_client()
-        token = enrol_factory(client, "kiosk-1")
-        before = len(lines())
-        assert beat(client, token).status_code == 200
-        assert len(lines()) == before
-        assert beat(client, token).status_code == 429
-        assert beat(client, "not-a-token").status_code == 401
-        refused = lines()[before:]
+def test_accepted_heartbeats_write_no_access_line_at_info(access_lines):
+    client, token, lines = access_lines("INFO")
+    assert beat(client, token).status_code == 200
+    assert lines() == []
+    assert beat(client, token).status_code == 429
+    assert beat(client, "not-a-token").status_code == 401
+    refused = lines()
     assert len(refused) == 2
     assert '"status": 429' in refused[0] and '"status": 401' in refused[1]
 
 
-def test_accepted_heartbeats_are_logged_at_debug(access_lines, enrol_factory):
-    app, lines = access_lines("DEBUG")
-    with app.app_context():
-        client = app.test_client()
-        token = enrol_factory(client, "kiosk-1")
-        before = len(lines())
-        assert beat(client, token).status_code == 200
-        logged = lines()[before:]
+def test_accepted_heartbeats_are_logged_at_debug(access_lines):
+    client, token, lines = access_lines("DEBUG")
+    assert beat(client, token).status_code == 200
+    logged = lines()
     assert len(logged) == 1
     assert '"level": "debug"' in logged[0] and '"path": "/api/devices/heartbeat"' in logged[0]
 

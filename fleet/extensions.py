@@ -4,7 +4,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import Blueprint, Flask, Response, session
+from flask import Blueprint, Flask, Response
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -14,6 +14,7 @@ from flask_wtf import CSRFProtect
 from sqlalchemy.orm import DeclarativeBase
 
 from fleet.context import current_request
+from fleet.sessions import holds_only_an_empty_new_session
 
 
 class Base(DeclarativeBase):
@@ -65,16 +66,18 @@ class FleetLimiter(Limiter):
 
 
 class FleetLoginManager(LoginManager):
-    """Flask-Login, minus its remember-me bookkeeping for sessions that hold nothing.
+    """Flask-Login, minus its remember-me bookkeeping for requests without a session.
 
     After every request it looks in the session, and in the config, for a
-    remember-me order, which an empty session cannot hold: about a fortieth of
-    a heartbeat's work, for clients that never send a cookie. (Any look marks
-    the session read, so the answer still says `Vary: Cookie`, as Flask means.)
+    remember-me order, which a session that came without a cookie and holds
+    nothing cannot contain. Its look also marked every answer `Vary: Cookie`,
+    even those that never read the session (a heartbeat); together about a
+    twentieth of a heartbeat's work. An answer whose own code read the session
+    still says `Vary: Cookie`.
     """
 
     def _update_remember_cookie(self, response: Response) -> Response:
-        if not session:
+        if holds_only_an_empty_new_session(current_request()):
             return response
         return super()._update_remember_cookie(response)
 

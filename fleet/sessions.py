@@ -20,7 +20,8 @@ class LazyCookieSessionInterface(SecureCookieSessionInterface):
         if app.secret_key and (
             "HTTP_COOKIE" not in request.environ or self.get_cookie_name(app) not in request.cookies
         ):
-            return self.session_class()
+            session = request.environ[_COOKIELESS_SESSION_KEY] = self.session_class()
+            return session
         return super().open_session(app, request)
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
@@ -30,6 +31,19 @@ class LazyCookieSessionInterface(SecureCookieSessionInterface):
                 _vary_on_cookie(response)
             return
         super().save_session(app, session, response)
+
+
+_COOKIELESS_SESSION_KEY = "pulseboard.cookieless_session"
+
+
+def holds_only_an_empty_new_session(request: Request) -> bool:
+    """True when `request` brought no session cookie and nothing has been stored in its session.
+
+    Looks without marking the session read: only what the request's own code
+    read should make the answer vary on the cookie.
+    """
+    session = request.environ.get(_COOKIELESS_SESSION_KEY)
+    return session is not None and not session and not session.modified
 
 
 def _vary_on_cookie(response: Response) -> None:

@@ -4,6 +4,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
+from api.schemas import HeartbeatResponse
 from fleet.extensions import db
 from fleet.models import Device, DeviceEvent
 from fleet.services import devices
@@ -21,6 +22,8 @@ def test_it_answers_with_the_design_fields(client, enrol):
     assert body["should_reconnect"] is False
     assert body["reconnect_delay_seconds"] == 0
     assert body["server_time"].endswith("Z")
+    assert HeartbeatResponse.model_validate(body).model_dump(mode="json") == body
+    assert response.content_type == "application/json"
     device = device_row("kiosk-1")
     assert (device.battery_level, device.wifi_strength, device.uptime_seconds) == (81.5, -61, 99)
 

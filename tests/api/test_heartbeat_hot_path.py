@@ -2,6 +2,7 @@
 
 import io
 import logging
+import threading
 import time
 
 import psycopg
@@ -9,7 +10,8 @@ import pytest
 from flask import request
 
 from api.ratelimits import heartbeat_limits
-from fleet.extensions import csrf, db, limiter
+from fleet.extensions import AUTOCOMMIT_BIND, csrf, db, limiter
+from tests.conftest import ENROLLMENT_KEY
 from tests.helpers import beat, device_row
 from tests.servers import free_port
 
@@ -57,6 +59,20 @@ def test_a_heartbeat_while_the_database_is_unreachable_is_told_to_retry(backend,
         response = beat(app.test_client(), "pbd_any_token_at_all_0000")
     assert response.status_code == 503
     assert response.json["error"]["code"] == "database_unavailable"
+
+
+def test_a_request_that_finds_every_connection_busy_is_told_to_retry(make_app):
+    pool_options = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 0.2}
+    app = make_app(RATELIMIT_ENABLED=False, SQLALCHEMY_ENGINE_OPTIONS=pool_options)
+    with app.app_context(), db.engine.connect():  # the pool's only connection, busy
+        response = app.test_client().post(
+            "/api/devices/register",
+            json={"uid": "kiosk-1"},
+            headers={"X-Enrollment-Key": ENROLLMENT_KEY},
+        )
+    assert response.status_code == 503
+    assert response.json["error"]["code"] == "database_busy"
+    assert response.headers["Retry-After"] == "1"
 
 
 @pytest.mark.parametrize(
@@ -198,3 +214,41 @@ def test_the_csrf_check_passes_over_the_api_and_guards_the_dashboard(client, enr
     assert checked == []
     assert client.post("/logout").status_code == 400
     assert checked == ["dashboard.logout"]
+
+
+def test_only_answers_that_read_the_session_vary_on_the_cookie(client, enrol):
+    token = enrol("kiosk-1")["token"]
+    assert "Vary" not in beat(client, token).headers
+    client.delete_cookie("session")
+    page = client.get("/")
+    assert page.status_code == 302 and "Cookie" in page.headers["Vary"]
+
+
+def test_threads_hold_no_more_connections_than_the_pool_keeps_and_give_them_back(
+    backend, make_app, enrol_factory
+):
+    """More threads than pooled connections, in step: every heartbeat answers, none times out."""
+    if backend != "postgres":
+        pytest.skip("only heartbeats on PostgreSQL hold a connection between requests")
+    pool_options = {"pool_size": 2, "max_overflow": 2, "pool_timeout": 2}
+    app = make_app(RATELIMIT_ENABLED=False, SQLALCHEMY_ENGINE_OPTIONS=pool_options)
+    threads, rounds = 8, 3
+    tokens = [enrol_factory(app.test_client(), f"kiosk-{n}") for n in range(threads)]
+    in_step = threading.Barrier(threads, timeout=20)
+    answers: list[int] = []
+
+    def send_heartbeats(token: str) -> None:
+        client = app.test_client()
+        beat(client, token)  # the first heartbeat takes the full path (telemetry sample)
+        for _ in range(rounds):
+            in_step.wait()
+            answers.append(beat(client, token).status_code)
+
+    workers = [threading.Thread(target=send_heartbeats, args=(token,)) for token in tokens]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert answers == [200] * threads * rounds
+    with app.app_context():
+        assert db.engines[AUTOCOMMIT_BIND].pool.checkedout() == 0

@@ -25,6 +25,13 @@ threads = int(os.environ.get("GUNICORN_THREADS", "4" if workers > 1 else "8"))
 timeout = 30
 graceful_timeout = 30
 keepalive = 5
+# Files written on every request belong in memory, not on a disk-backed /tmp
+# (Debian 12's): gunicorn touches its worker heartbeat file on every turn of a
+# worker's loop (its docs warn this can block a worker on disk), and the metrics
+# below are memory-mapped files. On disk the kernel journals and writes them back
+# all the time: about 0.4 ms of kernel CPU per heartbeat here (docs/benchmarks.md).
+_memory_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+worker_tmp_dir = _memory_dir
 # The app writes one structured access line per request (fleet/logs.py).
 accesslog = None
 errorlog = "-"
@@ -33,7 +40,9 @@ errorlog = "-"
 # be in the environment before any worker imports the app.
 os.environ.setdefault(
     "PROMETHEUS_MULTIPROC_DIR",
-    str(Path(tempfile.gettempdir()) / f"pulseboard-metrics-{bind.replace(':', '-')}"),
+    str(
+        Path(_memory_dir or tempfile.gettempdir()) / f"pulseboard-metrics-{bind.replace(':', '-')}"
+    ),
 )
 
 

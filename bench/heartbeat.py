@@ -268,8 +268,10 @@ def run(url: str, redis_url: str, args: argparse.Namespace) -> None:
         tokens = Tokens(Path(scratch) / "measured.txt", Path(scratch) / "warm-up.txt")
         write_tokens(tokens.measured, range(args.devices))
         write_tokens(tokens.warm_up, range(args.devices, args.devices + WARM_UP_DEVICES))
-        targets = bench_targets(url, redis_url, Path(scratch))
         with ExitStack() as stack:
+            # Where gunicorn.conf.py keeps a local Pulseboard's metrics: in memory.
+            metrics_dir = stack.enter_context(tempfile.TemporaryDirectory(dir=MEMORY_DIR))
+            targets = bench_targets(url, redis_url, Path(metrics_dir))
             running = [stack.enter_context(gunicorn(target, args)) for target in targets]
             for server in running:
                 # Connections, prepared statements, lazy imports.
@@ -279,7 +281,10 @@ def run(url: str, redis_url: str, args: argparse.Namespace) -> None:
         report(targets, rounds, rss)
 
 
-def bench_targets(url: str, redis_url: str, scratch: Path) -> list[Target]:
+MEMORY_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else None
+
+
+def bench_targets(url: str, redis_url: str, metrics_dir: Path) -> list[Target]:
     base = {
         "DATABASE_URL": url,
         "LOG_LEVEL": "INFO",
@@ -288,7 +293,7 @@ def bench_targets(url: str, redis_url: str, scratch: Path) -> list[Target]:
     }
 
     def metrics(name: str) -> dict[str, str]:
-        return {"PROMETHEUS_MULTIPROC_DIR": str(scratch / f"metrics-{name}")}
+        return {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir / name)}
 
     return [
         # Each its own metrics directory: gunicorn.conf.py empties the one it is

@@ -36,7 +36,10 @@ class FleetFlask(Flask):
         self._sync_callables: dict[Callable[..., Any], Callable[..., Any]] = {}
 
     def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
-        found = self._sync_callables.get(func)
+        try:
+            found = self._sync_callables.get(func)
+        except TypeError:  # a callable object that cannot be hashed
+            return super().ensure_sync(func)
         if found is None:
             if len(self._sync_callables) >= self.SYNC_CACHE_SIZE:
                 self._sync_callables.clear()

@@ -220,19 +220,20 @@ def _execute_on_driver(engine: Engine, parameters: dict[str, Any]) -> int:
     }
     dbapi_error = engine.dialect.loaded_dbapi.Error
     held = cursor = None
+    failed = False
     try:
         held = _take_connection(engine)
         cursor = held.connection.cursor()
         cursor.execute(sql, parameters)
         return cursor.rowcount
     except dbapi_error as error:
+        failed = True
         connection = held.connection if held else None
         gone = connection is None or engine.dialect.is_disconnect(
             error, connection.dbapi_connection, cursor
         )
         if gone and connection is not None:
             connection.invalidate(error)
-        _drop_held_connection()
         raise DBAPIError.instance(
             sql,
             parameters,
@@ -245,6 +246,8 @@ def _execute_on_driver(engine: Engine, parameters: dict[str, Any]) -> int:
     finally:
         if cursor is not None:
             cursor.close()
+        if failed:
+            _drop_held_connection()
         if held is not None and held is not getattr(_held, "connection", None):
             held.give_back()
 

@@ -86,7 +86,7 @@ class FleetCSRFProtect(CSRFProtect):
     """Flask-WTF's CSRF protection, passing over exempt blueprints first thing.
 
     Its hook reads the config and looks up the blueprint and the view through
-    Flask's proxies before it finds a request exempt: about 4 % of a heartbeat,
+    Flask's proxies before it finds a request exempt: about 2 % of a heartbeat,
     in the API blueprint it never checks.
     """
 

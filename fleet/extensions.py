@@ -1,7 +1,7 @@
 """Extensions, created unbound and bound to the app in the factory."""
 
 from collections.abc import Callable
-from functools import wraps
+from functools import partial, wraps
 from typing import Any
 
 from flask import Blueprint, Flask, Response
@@ -25,6 +25,22 @@ class Base(DeclarativeBase):
 AUTOCOMMIT_BIND = "autocommit"
 
 
+Hook = Callable[..., Any]
+
+
+def wrap_hooks_added_by(
+    init_app: Callable[[], None],
+    registries: list[dict[Any, list[Hook]]],
+    wrap: Callable[[Hook], Hook],
+) -> None:
+    """Run an extension's `init_app`, then wrap each app-wide hook it added to `registries`."""
+    hook_lists = [registry.setdefault(None, []) for registry in registries]
+    known = {hook for hooks in hook_lists for hook in hooks}
+    init_app()
+    for hooks in hook_lists:
+        hooks[:] = [hook if hook in known else wrap(hook) for hook in hooks]
+
+
 class FleetLimiter(Limiter):
     """Flask-Limiter, told which endpoints check their limits themselves.
 
@@ -40,11 +56,8 @@ class FleetLimiter(Limiter):
         self.self_limited_endpoints: set[str] = set()
 
     def init_app(self, app: Flask) -> None:
-        after, teardown = app.after_request_funcs, app.teardown_request_funcs
-        known = {*after.get(None, ()), *teardown.get(None, ())}
-        super().init_app(app)
-        for hooks in (after.get(None, []), teardown.get(None, [])):
-            hooks[:] = [h if h in known else self._unless_self_limited(h) for h in hooks]
+        hooks = [app.after_request_funcs, app.teardown_request_funcs]
+        wrap_hooks_added_by(partial(super().init_app, app), hooks, self._unless_self_limited)
 
     def _unless_self_limited(self, hook: Callable[[Any], Any]) -> Callable[[Any], Any]:
         """`hook`, passed over for self-limited endpoints (it gets the response or the error)."""
@@ -95,10 +108,8 @@ class FleetCSRFProtect(CSRFProtect):
         super().__init__(*args, **kwargs)
 
     def init_app(self, app: Flask) -> None:
-        before = app.before_request_funcs.setdefault(None, [])
-        known = set(before)
-        super().init_app(app)
-        before[:] = [h if h in known else self._unless_exempt_blueprint(h) for h in before]
+        hooks = [app.before_request_funcs]
+        wrap_hooks_added_by(partial(super().init_app, app), hooks, self._unless_exempt_blueprint)
 
     def exempt(self, view: Any) -> Any:
         if isinstance(view, Blueprint):

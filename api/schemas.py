@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from api.body import nests_deeper_than
+
 Uid = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
 
 
@@ -70,15 +72,24 @@ class HeartbeatRequest(RequestBody):
     wifi_strength: int | None = Field(default=None, ge=-120, le=0, description="dBm")
     app_version: str | None = Field(default=None, max_length=64)
     uptime_seconds: int | None = Field(default=None, ge=0, le=10**11)
-    extra: dict[str, Any] | None = Field(default=None, description="Free-form, bounded size.")
+    extra: dict[str, Any] | None = Field(
+        default=None,
+        description="Free-form, bounded in size (EXTRA_MAX_BYTES) and nesting (EXTRA_MAX_DEPTH).",
+    )
 
     @field_validator("extra")
     @classmethod
     def extra_is_small(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         from flask import current_app
 
+        if value is None:
+            return value
+        # Depth first: it bounds the recursion json.dumps needs to measure the size.
+        depth = current_app.config["EXTRA_MAX_DEPTH"]
+        if nests_deeper_than(value, depth):
+            raise ValueError(f"must nest objects and arrays at most {depth} levels deep")
         limit = current_app.config["EXTRA_MAX_BYTES"]
-        if value is not None and len(json.dumps(value, separators=(",", ":"))) > limit:
+        if len(json.dumps(value, separators=(",", ":"))) > limit:
             raise ValueError(f"must serialise to at most {limit} bytes of JSON")
         return value
 

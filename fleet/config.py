@@ -127,4 +127,7 @@ def load_config(env: Mapping[str, str], instance_path: str) -> dict[str, Any]:
         "LOG_FORMAT": env_choice(env, "LOG_FORMAT", "console", ("console", "json")),
         "LOG_LEVEL": env_choice(env, "LOG_LEVEL", "info", LOG_LEVELS).upper(),
         "METRICS_TOKEN": env_str(env, "METRICS_TOKEN"),
+        # Deeper JSON than this is refused at the door: serialisers have depth limits
+        # of their own (pydantic's is 255), and a stored value past them breaks reads.
+        "EXTRA_MAX_DEPTH": env_int(env, "EXTRA_MAX_DEPTH", 10, minimum=1),
     }

@@ -32,6 +32,17 @@ class SessionUser(UserMixin):
     id: int
     email: str
     role: str
+    session_version: int
+
+    @classmethod
+    def of(cls, user: Any) -> SessionUser:
+        return cls(user.id, user.email, user.role, user.session_version)
+
+    def get_id(self) -> str:
+        # Flask-Login's documented "alternative tokens": the session stores this
+        # key, not the bare id, so ending the account's sessions (a new version)
+        # makes every cookie already handed out name no one.
+        return users.session_key(self)
 
     def can(self, role: str) -> bool:
         """True when this user's role includes `role`."""
@@ -54,9 +65,9 @@ def _configure_sessions(state: BlueprintSetupState) -> None:
 
 
 @login_manager.user_loader
-def _load_user(user_id: str) -> SessionUser | None:
-    user = users.get_active_user(int(user_id)) if user_id.isdigit() else None
-    return None if user is None else SessionUser(user.id, user.email, user.role)
+def _load_user(session_key: str) -> SessionUser | None:
+    user = users.user_for_session(session_key)
+    return None if user is None else SessionUser.of(user)
 
 
 @bp.before_request
@@ -117,12 +128,14 @@ def login():
         return render_template(
             "dashboard/login.html", error=error, next=request.form.get("next")
         ), 401
-    login_user(SessionUser(user.id, user.email, user.role))
+    login_user(SessionUser.of(user))
     return redirect(_safe_next(request.form.get("next")))
 
 
 @bp.post("/logout")
 def logout():
+    """End the session here and every copy of it (and the account's other sessions)."""
+    users.end_sessions(current_user.id)
     logout_user()
     return redirect(url_for("dashboard.login"))
 

@@ -37,6 +37,11 @@ class DeviceNotFound(FleetError):
     http_status = 404
 
 
+class UserNotFound(FleetError):
+    code = "user_not_found"
+    http_status = 404
+
+
 class AlreadyExists(FleetError):
     code = "already_exists"
     http_status = 409

@@ -16,7 +16,8 @@ cron.register(
     sweep_timeouts,
     queue_name=QUEUE,
     interval=env_int(os.environ, "SWEEP_INTERVAL_SECONDS", 60, minimum=1),
-    # Under the sweep lock's 300 s expiry, so a stuck job dies before its lock lapses.
+    # A stuck job is ended here; its lock, renewed only as chunks complete,
+    # has lapsed long before (within one SWEEP_INTERVAL_SECONDS).
     job_timeout=240,
     result_ttl=3600,
     name="timeout-sweep",

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 from rq import Queue
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from fleet.extensions import db
 from fleet.models import Lease, SweepRun
 from fleet.services import locks
-from fleet.services.sweep import SWEEP_LOCK, last_sweep, run_sweep
+from fleet.services.sweep import SWEEP_LOCK, enforce_timeouts, last_sweep, run_sweep
 from fleet.timeutil import utcnow
 from jobs import QUEUE
 from tests.helpers import device_row
@@ -88,6 +88,48 @@ def test_a_redis_lock_left_by_a_killed_worker_expires(app, backend):
     assert wait_for(lambda: client.get(f"pulseboard:lock:{SWEEP_LOCK}") is None, timeout=2)
     with locks.held(SWEEP_LOCK, 60, utcnow()) as acquired:
         assert acquired
+
+
+def test_a_renewed_lock_is_still_held_past_its_ttl(app):
+    with locks.held(SWEEP_LOCK, 1, utcnow()) as lock:
+        for _ in range(3):
+            time.sleep(0.6)  # 1.8 s in all: past the TTL, but never past it since a renewal
+            lock.renew()
+            with locks.held(SWEEP_LOCK, 1, utcnow()) as other:
+                assert not other
+    with locks.held(SWEEP_LOCK, 1, utcnow()) as again:
+        assert again
+
+
+def take_over(backend):
+    """Another holder takes the lock, as after a stall past its TTL."""
+    if backend == "sqlite":
+        db.session.execute(update(Lease).where(Lease.name == SWEEP_LOCK).values(holder="other"))
+        db.session.commit()
+    else:
+        locks.redis_client().set(f"pulseboard:lock:{SWEEP_LOCK}", "other", px=60_000)
+
+
+def test_renewing_a_lock_another_holder_took_fails_loudly(app, backend):
+    with locks.held(SWEEP_LOCK, 60, utcnow()) as lock:
+        take_over(backend)
+        with pytest.raises(locks.LeaseLost):
+            lock.renew()
+
+
+def test_a_sweep_that_lost_its_lock_mid_way_stops_and_keeps_what_it_committed(app, make_device):
+    old = utcnow() - timedelta(seconds=120)
+    make_device("first", now=old)
+    make_device("second", now=old - timedelta(seconds=600))
+
+    def lost():
+        raise locks.LeaseLost("taken over")
+
+    with pytest.raises(locks.LeaseLost):
+        enforce_timeouts(utcnow(), keep_alive=lost)
+    # The first move (to disconnected) committed before its renewal failed; nothing after it ran.
+    assert device_row("second").status == "disconnected"
+    assert device_row("first").status == "connected"
 
 
 def test_the_embedded_sweeper_disconnects_a_silent_device_unprompted(make_app, make_device_in):

@@ -1,4 +1,4 @@
-"""The schedule read by RQ's cron scheduler: `rq cron jobs/cron.py --url $REDIS_URL`.
+"""The schedule read by RQ's cron scheduler: `flask jobs cron`.
 
 The one list of periodic jobs. Intervals come from the same environment the web
 tier reads, so the sweep runs every SWEEP_INTERVAL_SECONDS.

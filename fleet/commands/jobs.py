@@ -1,25 +1,42 @@
-"""`flask jobs ...`: the RQ worker, started with the app's config and context."""
+"""`flask jobs ...`: the RQ worker and the cron scheduler, with the app's config and context.
+
+Both ride out a Redis outage (jobs/resilient.py), so a supervisor need not
+restart them when Redis goes away for a while.
+"""
 
 from __future__ import annotations
 
+import threading
+
 import click
 from flask.cli import AppGroup
-from rq import Queue, Worker
+from redis import Redis
 
 from fleet.services.locks import redis_client
-from jobs import QUEUE
+from jobs import QUEUE, resilient
 
 jobs_cli = AppGroup("jobs", help="Background workers (needs REDIS_URL).")
+
+
+def _redis() -> Redis:
+    connection = redis_client()
+    if connection is None:
+        raise click.ClickException(
+            "REDIS_URL is not set: without Redis the sweep runs inside the web server."
+        )
+    return connection
 
 
 @jobs_cli.command("worker")
 @click.option("--burst", is_flag=True, help="Run the queued jobs, then exit.")
 def worker_command(burst: bool) -> None:
     """Run an RQ worker on the Pulseboard queue."""
-    connection = redis_client()
-    if connection is None:
-        raise click.ClickException(
-            "REDIS_URL is not set: without Redis the sweep runs inside the web server."
-        )
-    worker = Worker([Queue(QUEUE, connection=connection)], connection=connection)
-    worker.work(burst=burst, with_scheduler=False)
+    resilient.run_worker(_redis(), QUEUE, burst=burst)
+
+
+@jobs_cli.command("cron")
+def cron_command() -> None:
+    """Enqueue the periodic jobs of jobs/cron.py on schedule (run exactly one per installation)."""
+    stopping = threading.Event()
+    resilient.stop_on_signals(stopping)
+    resilient.run_cron(_redis(), stopping)

@@ -1,5 +1,6 @@
 """Faults the scheduled sweep must ride out, with real processes on PostgreSQL and Redis:
-a worker killed with SIGKILL mid-sweep, and Redis going away and coming back."""
+a worker killed with SIGKILL mid-sweep, a scheduler killed, and the suite's own Redis
+stopped for a while and started again."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ import pytest
 from rq import Queue
 
 from fleet.extensions import db
+from fleet.health import STARTED_AT_KEY
 from fleet.services import locks
-from fleet.services.sweep import SWEEP_LOCK, run_sweep
+from fleet.services.sweep import SWEEP_LOCK, last_sweep, run_sweep
 from fleet.timeutil import utcnow
 from jobs import QUEUE
 from tests.helpers import device_row
@@ -122,3 +124,78 @@ def test_a_live_sweep_keeps_its_lock_past_the_lease_by_renewing_it(app, make_dev
             seen.append(client.pttl(LOCK_KEY))
             assert run_sweep(utcnow(), runner="test").skipped
     assert all(500 < ttl <= 1000 for ttl in seen), seen
+
+
+OUTAGE_SECONDS = 10
+
+
+@pytest.fixture
+def fast_env(app_env):
+    """Sweeps every second, so that a sweep missed or resumed shows at once."""
+    return {**os.environ, **app_env, "SWEEP_INTERVAL_SECONDS": "1"}
+
+
+def stop_gently(*processes):
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    return [process.wait(timeout=20) for process in processes]
+
+
+def sweeps_by_rq_since(moment):
+    db.session.rollback()
+    run = last_sweep()
+    return run is not None and run.runner == "rq" and run.started_at > moment
+
+
+def doctor_says(app, line):
+    return line in app.test_cli_runner().invoke(args=["doctor"]).output
+
+
+def test_the_worker_and_the_scheduler_ride_out_a_redis_outage(
+    app, fast_env, redis_server, make_device
+):
+    worker = start([str(BIN / "flask"), "jobs", "worker"], fast_env)
+    cron = start([str(BIN / "flask"), "jobs", "cron"], fast_env)
+    try:
+        assert wait_for(lambda: sweeps_by_rq_since(utcnow() - timedelta(minutes=1)), timeout=30)
+        # Due for temporarily offline (interval + grace = 60 s) in the middle of the outage.
+        make_device("quiet", now=utcnow() - timedelta(seconds=60 - OUTAGE_SECONDS / 2))
+        redis_server.stop()
+        try:
+            time.sleep(OUTAGE_SECONDS)  # a real outage: the processes must not die of it
+            assert (worker.poll(), cron.poll()) == (None, None)
+            assert device_row("quiet").status == "connected"  # no sweep without Redis
+        finally:
+            redis_server.restart()
+        back_at = utcnow()
+        assert wait_for(lambda: device_row("quiet").status == "temporarily_offline", timeout=20)
+        assert sweeps_by_rq_since(back_at)
+        # Redis came back empty; both announce themselves again by themselves.
+        assert wait_for(lambda: doctor_says(app, "[ ok ] workers: 1 RQ worker(s) alive"), 15)
+        assert doctor_says(app, "[ ok ] cron: 1 RQ cron scheduler(s) alive")
+        assert app.test_client().get("/readyz").json["checks"]["cron"]["ok"] is True
+    finally:
+        codes = stop_gently(worker, cron)
+    assert codes == [0, 0]
+
+
+def test_doctor_and_readyz_name_a_dead_scheduler(app, fast_env):
+    app.config["SWEEP_INTERVAL_SECONDS"] = 1  # as the processes see it
+    app.extensions[STARTED_AT_KEY] = utcnow() - timedelta(hours=1)  # no start-up grace
+    cron = start([str(BIN / "flask"), "jobs", "cron"], fast_env)
+    client = app.test_client()
+    try:
+        assert wait_for(lambda: client.get("/readyz").json["checks"]["cron"]["ok"], timeout=30)
+    finally:
+        kill_hard(cron)  # dies without a word to Redis
+    killed_at = time.monotonic()
+    assert wait_for(lambda: not client.get("/readyz").json["checks"]["cron"]["ok"], timeout=15)
+    assert time.monotonic() - killed_at <= 2 * 1 + 5 + 1  # two beats missed, plus slack
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json["checks"]["cron"]["detail"].startswith(
+        "the RQ cron scheduler is dead: last heartbeat"
+    )
+    assert doctor_says(app, "[FAIL] cron: the RQ cron scheduler is dead")
+    assert doctor_says(app, "fix: start `flask jobs cron`")

@@ -108,6 +108,8 @@ def run_worker(connection: Redis, queue: str, burst: bool = False) -> None:
             if burst or _redis_answers(connection):
                 return  # done, or asked to stop: RQ handles SIGTERM itself
         except RedisError as error:
+            if burst:
+                raise  # a one-off run reports the outage rather than waiting it out
             log.warning("worker_redis_unavailable", worker=worker.name, error=str(error))
         finally:
             keeper.set()

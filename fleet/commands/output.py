@@ -13,8 +13,11 @@ def when(moment: datetime | None) -> str:
     return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    """`rows` under `header`, each column as wide as its widest cell."""
+def print_table(header: Sequence[str], rows: Sequence[Sequence[str]], empty: str) -> None:
+    """`rows` under `header`, each column as wide as its widest cell; `empty` when none."""
+    if not rows:
+        click.echo(empty)
+        return
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))

@@ -57,7 +57,6 @@ def list_tokens_command() -> None:
         )
         for info in service_tokens.list_tokens()
     ]
-    if not rows:
-        click.echo("No service tokens.")
-        return
-    print_table(("NAME", "SCOPES", "CREATED", "LAST USED", "REVOKED"), rows)
+    print_table(
+        ("NAME", "SCOPES", "CREATED", "LAST USED", "REVOKED"), rows, empty="No service tokens."
+    )

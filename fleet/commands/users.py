@@ -65,10 +65,7 @@ def list_users_command() -> None:
         )
         for user in users.list_users()
     ]
-    if not rows:
-        click.echo("No users.")
-        return
-    print_table(("EMAIL", "ROLE", "ACTIVE", "CREATED", "LAST LOGIN"), rows)
+    print_table(("EMAIL", "ROLE", "ACTIVE", "CREATED", "LAST LOGIN"), rows, empty="No users.")
 
 
 @users_cli.command("deactivate")

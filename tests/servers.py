@@ -177,7 +177,7 @@ def _spawn_redis(port: int) -> subprocess.Popen:
     raise RuntimeError("redis-server did not start within 10 s")
 
 
-def start_redis() -> RedisServer:
-    """Start a Redis server with no persistence on a free loopback port."""
-    port = free_port()
+def start_redis(port: int | None = None) -> RedisServer:
+    """Start a Redis server with no persistence on `port` (or a free loopback port)."""
+    port = port or free_port()
     return RedisServer(port=port, process=_spawn_redis(port))

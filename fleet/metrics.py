@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -34,6 +35,12 @@ from fleet.models import SweepRun
 from fleet.rules import Status
 
 log = structlog.get_logger("pulseboard.metrics")
+
+# prometheus-client writes into this directory as soon as a metric is made.
+# gunicorn.conf.py creates it for the web workers, but a `flask` command or an
+# RQ worker may be the first process on the machine to start.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
 
 HEARTBEATS = Counter(
     "pulseboard_heartbeats_total",

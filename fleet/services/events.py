@@ -11,7 +11,6 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from psycopg.types.json import Json
 from sqlalchemy import event as sa_event
 from sqlalchemy import insert
 from sqlalchemy.engine import Connection
@@ -129,6 +128,9 @@ def _copy_events(connection: Connection, events: list[Event]) -> None:
 
 
 def _copy_value(value: Any) -> Any:
+    # Imported here: only PostgreSQL copies rows, and the driver is not loaded on SQLite.
+    from psycopg.types.json import Json
+
     return Json(value) if isinstance(value, dict) else value
 
 

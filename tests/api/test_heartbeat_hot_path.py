@@ -171,14 +171,14 @@ def test_accepted_heartbeats_are_logged_at_debug(access_lines):
 
 
 def test_the_device_app_runs_only_the_hooks_a_heartbeat_needs(app):
-    """Request ids, access lines, metrics and the NUL check; no session, login, CSRF or limiter."""
+    """Request ids, access lines and metrics; no session, login, CSRF, limiter or URL checks."""
     device = device_app_of(app)
 
     def names(registry):
         return sorted(getattr(hook, "func", hook).__name__ for hook in registry.get(None, []))
 
     assert device.secret_key is None  # Flask opens a null session: nothing to sign or save
-    assert names(device.before_request_funcs) == ["_bind_request_id", "refuse_nul_characters"]
+    assert names(device.before_request_funcs) == ["_bind_request_id"]
     assert names(device.after_request_funcs) == ["_log_access", "count_request"]
     assert names(device.teardown_request_funcs) == ["_unbind_request_id"]
     assert set(device.extensions) == {"sqlalchemy", "pulseboard.limits"}

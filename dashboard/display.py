@@ -10,7 +10,7 @@ from markupsafe import Markup, escape
 
 from dashboard import bp
 from fleet.rules import ReconnectState, Status, reconnect_state_at
-from fleet.services.devices import thresholds_of
+from fleet.services.device_state import thresholds_of
 from fleet.services.pings import REACHABLE, ping_diagnosis
 from fleet.services.queries import flap_settings
 

@@ -25,7 +25,7 @@ from sqlalchemy import update
 from fleet import create_app
 from fleet.extensions import db, limiter
 from fleet.models import Device
-from fleet.services import devices
+from fleet.services import device_state, enrolment
 from fleet.timeutil import utcnow
 from tests import servers
 
@@ -198,12 +198,12 @@ def make_device(app: Flask) -> Callable[..., Device]:
     """Register a device at `now` through the service, then force any column for the scenario."""
 
     def make(uid: str = "kiosk-1", now: datetime | None = None, **columns: Any) -> Device:
-        enrolment = devices.register_device(uid, now or utcnow(), site=columns.pop("site", None))
+        enrolled = enrolment.register_device(uid, now or utcnow(), site=columns.pop("site", None))
         if columns:
             db.session.execute(update(Device).where(Device.uid == uid).values(**columns))
             db.session.commit()
-        device = devices.get_device(uid)
-        device.token = enrolment.token
+        device = device_state.get_device(uid)
+        device.token = enrolled.token
         return device
 
     return make

@@ -8,7 +8,9 @@ from sqlalchemy import text
 
 from fleet.extensions import db
 from fleet.models import Device
-from fleet.services import devices
+from fleet.services import device_state
+from fleet.services.heartbeats import find_device_by_hash
+from fleet.tokens import hash_token
 
 EVENTS_SQL = (
     "SELECT e.kind, e.from_status, e.to_status, e.source FROM device_event e "
@@ -19,7 +21,12 @@ EVENTS_SQL = (
 def device_row(uid: str) -> Device:
     """The device as stored now, bypassing the session's identity map."""
     db.session.expire_all()
-    return devices.get_device(uid)
+    return device_state.get_device(uid)
+
+
+def snapshot_of(token: str) -> Any:
+    """The heartbeat snapshot of the device holding `token`, as the heartbeat reads it."""
+    return find_device_by_hash(hash_token(token))
 
 
 def events_of(uid: str) -> list[tuple[Any, ...]]:

@@ -18,7 +18,12 @@ from fleet.errors import Contention, DeviceNotFound, InvalidInput
 from fleet.extensions import db
 from fleet.models import Device
 from fleet.rules import Source
-from fleet.services.devices import MAX_ATTEMPTS, compare_and_set, deadline_values, thresholds_of
+from fleet.services.device_state import (
+    MAX_ATTEMPTS,
+    compare_and_set,
+    deadline_values,
+    thresholds_of,
+)
 from fleet.services.events import Event, EventKind, record_events
 
 FIELDS = ("heartbeat_interval_seconds", "grace_period_seconds", "disconnect_after_seconds")

@@ -25,7 +25,7 @@ from fleet.errors import Contention, DeviceNotFound, FleetError
 from fleet.extensions import db
 from fleet.models import Device
 from fleet.rules import Source, Status
-from fleet.services.devices import MAX_ATTEMPTS, thresholds_of
+from fleet.services.device_state import MAX_ATTEMPTS, thresholds_of
 from fleet.services.events import Event, record_events, status_event
 from fleet.timeutil import UTCDateTime
 

@@ -106,10 +106,10 @@ def test_the_embedded_sweeper_disconnects_a_silent_device_unprompted(make_app, m
 
 @pytest.fixture
 def make_device_in():
-    from fleet.services import devices
+    from fleet.services import enrolment
 
     def make(uid, now):
-        devices.register_device(uid, now)
+        enrolment.register_device(uid, now)
 
     return make
 

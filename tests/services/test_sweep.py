@@ -4,11 +4,11 @@ from sqlalchemy import func, select
 
 from fleet.extensions import db
 from fleet.models import DeviceEvent, TelemetrySample
-from fleet.services import devices, heartbeats
+from fleet.services import enrolment, heartbeats, reconnects
 from fleet.services.events import COPY_AT_LEAST
 from fleet.services.sweep import enforce_timeouts
 from fleet.timeutil import utcnow
-from tests.helpers import device_row, event_kinds, events_of
+from tests.helpers import device_row, event_kinds, events_of, snapshot_of
 
 T0 = utcnow().replace(microsecond=0)
 
@@ -95,7 +95,7 @@ def test_a_second_sweep_changes_nothing(make_device):
 def test_a_heartbeat_after_the_sweep_reconnects_with_its_own_event(make_device):
     device = make_device("kiosk-1", now=T0)
     enforce_timeouts(at(100))
-    snapshot = heartbeats.find_device_by_token(device.token)
+    snapshot = snapshot_of(device.token)
     heartbeats.record_heartbeat(snapshot, heartbeats.Telemetry(), at(101))
     assert device_row("kiosk-1").status == "connected"
     assert enforce_timeouts(at(102)).transitions == 0
@@ -104,7 +104,7 @@ def test_a_heartbeat_after_the_sweep_reconnects_with_its_own_event(make_device):
 
 def test_it_expires_pending_reconnects_past_their_ttl(make_device):
     make_device("kiosk-1", now=T0)
-    devices.request_reconnect("kiosk-1", "ops", at(0))
+    reconnects.request_reconnect("kiosk-1", "ops", at(0))
     assert enforce_timeouts(at(599)).reconnects_expired == 0
     assert enforce_timeouts(at(600)).reconnects_expired == 1
     assert device_row("kiosk-1").reconnect_state == "expired"
@@ -113,14 +113,14 @@ def test_it_expires_pending_reconnects_past_their_ttl(make_device):
 
 def test_it_prunes_telemetry_older_than_the_retention(make_device):
     device = make_device("kiosk-1", now=T0)
-    snapshot = heartbeats.find_device_by_token(device.token)
+    snapshot = snapshot_of(device.token)
     heartbeats.record_heartbeat(snapshot, heartbeats.Telemetry(battery_level=80), at(0))
     enforce_timeouts(at(86_401))
     assert db.session.execute(select(func.count()).select_from(TelemetrySample)).scalar_one() == 0
 
 
 def test_devices_that_never_spoke_are_left_alone(app):
-    devices.add_device("kiosk-1", T0)
+    enrolment.add_device("kiosk-1", T0)
     assert enforce_timeouts(at(10_000)).transitions == 0
     assert device_row("kiosk-1").status == "disconnected"
 

@@ -8,20 +8,26 @@ requests and threshold changes end in one consistent state.
 
 from __future__ import annotations
 
+import random
+import time
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Row, select, update
 
 from fleet import rules
 from fleet.context import current_application
-from fleet.errors import DeviceNotFound
+from fleet.errors import Contention, DeviceNotFound
 from fleet.extensions import db
 from fleet.models import Device
 from fleet.rules import Source, Status, Thresholds
 from fleet.services.events import status_event
 
 MAX_ATTEMPTS = 8
+CONTENTION = "the device is being updated concurrently; retry shortly"
+
+T = TypeVar("T")
 
 # What a heartbeat needs to know about a device: read with the token lookup,
 # so the common heartbeat is one SELECT and one UPDATE.
@@ -111,6 +117,25 @@ def compare_and_set(seen: Any, values: dict[str, Any], *, same_heartbeat: bool =
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1
+
+
+def retry_on_conflict(attempt: Callable[[int], T | None], contention: str = CONTENTION) -> T:
+    """Run `attempt(number)` until it returns something other than None; else Contention.
+
+    An attempt returns None when another writer won the compare-and-set. The
+    session is rolled back before the next attempt, which reads the device
+    afresh; after MAX_ATTEMPTS lost races the caller is told to retry later.
+    """
+    for number in range(MAX_ATTEMPTS):
+        if number:
+            # SQLite has no row lock to wait on: a short random pause lets the
+            # writers that keep winning get out of the way.
+            time.sleep(random.uniform(0, 0.002 * number))
+        result = attempt(number)
+        if result is not None:
+            return result
+        db.session.rollback()
+    raise Contention(contention)
 
 
 def connect(seen: Any, reason: str, now: datetime, values: dict[str, Any], events: list) -> None:

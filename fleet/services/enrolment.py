@@ -13,18 +13,18 @@ from flask import current_app
 from sqlalchemy import Row, select
 from sqlalchemy.exc import IntegrityError
 
-from fleet.errors import Contention, Unauthorized
+from fleet.errors import Unauthorized
 from fleet.extensions import db
 from fleet.models import Device
 from fleet.rules import Source, Status, Thresholds
 from fleet.services.commit import commit_unique
 from fleet.services.device_state import (
-    MAX_ATTEMPTS,
     SNAPSHOT_COLUMNS,
     compare_and_set,
     connect,
     deadline_values,
     fleet_defaults,
+    retry_on_conflict,
     thresholds_of,
 )
 from fleet.services.events import Event, EventKind, record_events
@@ -60,7 +60,8 @@ def register_device(
     token = new_token(DEVICE_TOKEN_PREFIX)
     profile = {"name": name, "site": site, "app_version": app_version}
     profile = {key: value for key, value in profile.items() if value is not None}
-    for _ in range(MAX_ATTEMPTS):
+
+    def attempt(_: int) -> Enrolment | None:
         existing = db.session.execute(
             select(*SNAPSHOT_COLUMNS).where(Device.uid == uid)
         ).one_or_none()
@@ -69,8 +70,9 @@ def register_device(
                 return _enrolment(uid, token, True, defaults=fleet_defaults())
         elif _re_enrol(existing, token, profile, now, address):
             return _enrolment(uid, token, False, defaults=thresholds_of(existing))
-        db.session.rollback()
-    raise Contention("the device is being enrolled concurrently; retry shortly")
+        return None
+
+    return retry_on_conflict(attempt, "the device is being enrolled concurrently; retry shortly")
 
 
 def _enrolment(uid: str, token: str, created: bool, defaults: Thresholds) -> Enrolment:

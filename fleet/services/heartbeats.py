@@ -11,8 +11,6 @@
 
 from __future__ import annotations
 
-import random
-import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -21,18 +19,18 @@ from flask import current_app
 from sqlalchemy import Row, insert, select
 
 from fleet import rules
-from fleet.errors import Contention, Unauthorized
+from fleet.errors import Unauthorized
 from fleet.extensions import db
 from fleet.models import Device, TelemetrySample
 from fleet.rules import ReconnectState, Status
 from fleet.services.device_state import (
-    MAX_ATTEMPTS,
     SNAPSHOT_COLUMNS,
     compare_and_set,
     connect,
     deadline_values,
     fleet_defaults,
     read_snapshot,
+    retry_on_conflict,
     thresholds_of,
 )
 from fleet.services.events import Event, EventKind, reconnect_event, record_events
@@ -97,32 +95,46 @@ def record_heartbeat(
     2. Compare-and-set on the device's revision; on a lost race, re-read and re-plan.
     3. In the same transaction write the events and any telemetry sample, then commit.
     """
-    for attempt in range(MAX_ATTEMPTS):
-        plan = _plan_heartbeat(snapshot, telemetry, now, address)
-        if compare_and_set(snapshot, plan.values, same_heartbeat=False):
-            record_events(plan.events)
-            if plan.sample_telemetry:
-                _sample_telemetry(snapshot.id, telemetry, now)
-            db.session.commit()
-            return HeartbeatResult(
-                status=Status.CONNECTED,
-                server_time=now,
-                heartbeat_interval_seconds=thresholds_of(snapshot).interval,
-                should_reconnect=plan.deliver_reconnect,
-                reconnect_delay_seconds=(snapshot.reconnect_delay_seconds or 0)
-                if plan.deliver_reconnect
-                else 0,
-            )
-        db.session.rollback()
-        # SQLite has no row lock to wait on: a short random pause lets the
-        # writers that keep winning get out of the way.
-        time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
-        fresh = read_snapshot(snapshot.id)
-        if fresh.token_hash != snapshot.token_hash:
-            # Re-enrolled while we were busy: the token this heartbeat came with is dead.
-            raise Unauthorized("unknown or rotated device token")
-        snapshot = fresh
-    raise Contention("the device is being updated concurrently; retry shortly")
+    seen = snapshot
+
+    def attempt(number: int) -> HeartbeatResult | None:
+        nonlocal seen
+        if number:
+            seen = _reread(seen)
+        return _try_heartbeat(seen, telemetry, now, address)
+
+    return retry_on_conflict(attempt)
+
+
+def _reread(snapshot: Row) -> Row:
+    """The device afresh (row locked) after a lost race; Unauthorized if its token was rotated."""
+    fresh = read_snapshot(snapshot.id)
+    if fresh.token_hash != snapshot.token_hash:
+        # Re-enrolled while we were busy: the token this heartbeat came with is dead.
+        raise Unauthorized("unknown or rotated device token")
+    return fresh
+
+
+def _try_heartbeat(
+    snapshot: Row, telemetry: Telemetry, now: datetime, address: str | None
+) -> HeartbeatResult | None:
+    """Plan and write the heartbeat, then commit; None when another writer won the race."""
+    plan = _plan_heartbeat(snapshot, telemetry, now, address)
+    if not compare_and_set(snapshot, plan.values, same_heartbeat=False):
+        return None
+    record_events(plan.events)
+    if plan.sample_telemetry:
+        _sample_telemetry(snapshot.id, telemetry, now)
+    db.session.commit()
+    return HeartbeatResult(
+        status=Status.CONNECTED,
+        server_time=now,
+        heartbeat_interval_seconds=thresholds_of(snapshot).interval,
+        should_reconnect=plan.deliver_reconnect,
+        reconnect_delay_seconds=(snapshot.reconnect_delay_seconds or 0)
+        if plan.deliver_reconnect
+        else 0,
+    )
 
 
 def _plan_heartbeat(

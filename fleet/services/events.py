@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import structlog
@@ -25,7 +26,7 @@ from fleet.rules import Source
 log = structlog.get_logger("pulseboard.events")
 
 
-class EventKind:
+class EventKind(StrEnum):
     STATUS = "status"
     REGISTERED = "registered"
     RE_ENROLLED = "re_enrolled"

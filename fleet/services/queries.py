@@ -157,8 +157,8 @@ def list_devices(view: DeviceFilter, now: datetime) -> DevicePage:
     page = max(1, view.page)
     query, flaps = _filtered_ids(view, now, flap)
     total = db.session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-    # Sort narrow rows (ids only), then load the page's devices: at 10,000
-    # devices, sorting whole rows costs several times more.
+    # Sort narrow rows (ids only), then load the page's devices: sorting whole
+    # rows of a large fleet costs far more (docs/benchmarks.md, Dashboard).
     ids = db.session.execute(
         _order(query, view, flaps).limit(per_page).offset((page - 1) * per_page)
     ).scalars()

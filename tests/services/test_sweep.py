@@ -4,11 +4,11 @@ from sqlalchemy import func, select
 
 from fleet.extensions import db
 from fleet.models import DeviceEvent, TelemetrySample
-from fleet.services import enrolment, heartbeats, reconnects
+from fleet.services import enrolment, heartbeats, reconnects, sweep
 from fleet.services.events import COPY_AT_LEAST
 from fleet.services.sweep import enforce_timeouts
 from fleet.timeutil import utcnow
-from tests.helpers import device_row, event_kinds, events_of, snapshot_of
+from tests.helpers import device_row, event_kinds, events_of, snapshot_of, writes_refused
 
 T0 = utcnow().replace(microsecond=0)
 
@@ -145,3 +145,53 @@ def test_a_large_sweep_writes_every_event_in_full(make_device):
         )
     }
     assert db.session.execute(select(func.count()).select_from(DeviceEvent)).scalar_one() == 120
+
+
+def test_it_moves_a_fleet_larger_than_a_chunk_in_several(make_device, monkeypatch):
+    monkeypatch.setattr(sweep, "CHUNK", 2)
+    for n in range(5):
+        make_device(f"kiosk-{n}", now=T0)
+    report = enforce_timeouts(at(90))
+    assert sorted(change.uid for change in report.changes) == [f"kiosk-{n}" for n in range(5)]
+    assert all(device_row(f"kiosk-{n}").status == "temporarily_offline" for n in range(5))
+    assert sum(len(events_of(f"kiosk-{n}")) for n in range(5)) == 5
+
+
+def test_a_fleet_of_exactly_whole_chunks_ends_the_loop(make_device, monkeypatch):
+    monkeypatch.setattr(sweep, "CHUNK", 2)
+    for n in range(4):
+        make_device(f"kiosk-{n}", now=T0)
+    assert enforce_timeouts(at(90)).transitions == 4
+    assert enforce_timeouts(at(90)).transitions == 0
+
+
+def test_a_row_that_fails_its_chunk_is_skipped_and_the_others_still_move(make_device, caplog):
+    for uid in ("kiosk-a", "broken", "kiosk-b"):
+        make_device(uid, now=T0)
+    broken_id = device_row("broken").id
+    with writes_refused("broken", how="fail"):
+        report = enforce_timeouts(at(90))
+    assert sorted(change.uid for change in report.changes) == ["kiosk-a", "kiosk-b"]
+    # structlog hands each line to the standard logging as its event dict.
+    lines = [record.msg for record in caplog.records if record.name == "pulseboard.sweep"]
+    failures = [(line["event"], line.get("device_id")) for line in lines]
+    assert failures == [("sweep_chunk_failed", None), ("sweep_row_failed", broken_id)]
+    assert device_row("broken").status == "connected"
+    assert events_of("broken") == []
+    assert events_of("kiosk-a") == [("connected", "temporarily_offline", "system")]
+    # The next sweep, with the row healthy again, moves it.
+    assert [change.uid for change in enforce_timeouts(at(91)).changes] == ["broken"]
+
+
+def test_chunks_committed_before_a_failure_are_kept(make_device, monkeypatch):
+    monkeypatch.setattr(sweep, "CHUNK", 1)
+    for uid in ("kiosk-a", "kiosk-b", "broken"):
+        make_device(uid, now=T0)
+    with writes_refused("broken", how="fail"):
+        report = enforce_timeouts(at(90))
+    assert sorted(change.uid for change in report.changes) == ["kiosk-a", "kiosk-b"]
+    assert [device_row(uid).status for uid in ("kiosk-a", "kiosk-b", "broken")] == [
+        "temporarily_offline",
+        "temporarily_offline",
+        "connected",
+    ]

@@ -9,6 +9,8 @@ REQUIRE_SERVICES=1 (as in CI), which makes the skip a failure.
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -229,3 +231,16 @@ def unlimited_client(app: Flask) -> FlaskClient:
     app.config["RATELIMIT_ENABLED"] = False
     limiter.enabled = False
     return app.test_client()
+
+
+@pytest.fixture
+def logged(make_app):
+    """An app logging at INFO in `fmt`, and a function returning what it has logged so far."""
+
+    def build(fmt="console"):
+        app = make_app(LOG_LEVEL="INFO", LOG_FORMAT=fmt)
+        stream = io.StringIO()
+        logging.getLogger().handlers[0].setStream(stream)
+        return app, stream.getvalue
+
+    return build

@@ -1,27 +1,12 @@
-import io
 import json
 import logging
 
-import pytest
 import structlog
 
 from fleet.services import enrolment, reconnects
 from fleet.timeutil import utcnow
 from tests.conftest import ENROLLMENT_KEY
 from tests.helpers import HEARTBEAT
-
-
-@pytest.fixture
-def logged(make_app):
-    """An app logging at INFO in `fmt`, and a function returning what it has logged so far."""
-
-    def build(fmt="console"):
-        app = make_app(LOG_LEVEL="INFO", LOG_FORMAT=fmt)
-        stream = io.StringIO()
-        logging.getLogger().handlers[0].setStream(stream)
-        return app, stream.getvalue
-
-    return build
 
 
 def test_it_returns_a_request_id_on_every_response(client):

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from sqlalchemy import select
 
 from fleet.extensions import db
@@ -39,33 +40,31 @@ def an_event(device_id, n=0):
     )
 
 
-def test_a_committed_event_is_stored_and_logged_once(logged):
+@pytest.fixture
+def pending(logged):
+    """An app logging JSON, with one status event recorded and not yet committed."""
     app, output = logged("json")
     with app.app_context():
         register_device("kiosk-1", T0)
-        device_id = get_device("kiosk-1").id
-        record_events([an_event(device_id)])
-        assert not [line for line in json_lines(output) if line["event"] == "status_changed"]
-        db.session.commit()
-        stored = db.session.execute(select(DeviceEvent).where(DeviceEvent.kind == "status"))
-        assert stored.scalar_one().heartbeat_age_seconds == 61.235
-    changes = [line for line in json_lines(output) if line["event"] == "status_changed"]
-    assert [(c["uid"], c["from_status"], c["to_status"], c["source"]) for c in changes] == [
+        record_events([an_event(get_device("kiosk-1").id)])
+        yield lambda: [line for line in json_lines(output) if line["event"] == "status_changed"]
+
+
+def test_a_committed_event_is_stored_and_logged_once(pending):
+    assert pending() == []
+    db.session.commit()
+    stored = db.session.execute(select(DeviceEvent).where(DeviceEvent.kind == "status"))
+    assert stored.scalar_one().heartbeat_age_seconds == 61.235
+    assert [(c["uid"], c["from_status"], c["to_status"], c["source"]) for c in pending()] == [
         ("kiosk-1", "connected", "temporarily_offline", "system")
     ]
 
 
-def test_an_event_rolled_back_is_neither_stored_nor_logged(logged):
-    app, output = logged("json")
-    with app.app_context():
-        register_device("kiosk-1", T0)
-        device_id = get_device("kiosk-1").id
-        record_events([an_event(device_id)])
-        db.session.rollback()
-        db.session.commit()  # a later commit must not log what was rolled back
-        kinds = db.session.execute(select(DeviceEvent.kind)).scalars().all()
-    assert kinds == ["registered"]
-    assert not [line for line in json_lines(output) if line["event"] == "status_changed"]
+def test_an_event_rolled_back_is_neither_stored_nor_logged(pending):
+    db.session.rollback()
+    db.session.commit()  # a later commit must not log what was rolled back
+    assert db.session.execute(select(DeviceEvent.kind)).scalars().all() == ["registered"]
+    assert pending() == []
 
 
 def test_a_large_batch_with_details_is_stored_in_full(make_device):

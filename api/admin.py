@@ -13,7 +13,6 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from flask import jsonify, request
-from flask_limiter.util import get_remote_address
 from pydantic import BaseModel, ValidationError
 
 from api import bp
@@ -35,13 +34,11 @@ from api.admin_schemas import (
     device_out,
     reconnect_out,
 )
-from api.auth import bearer_token
+from api.auth import bearer_token, refuse_credentials
 from api.body import parse_body
-from api.devices import bad_credential_limits, was_refused
 from api.errors import invalid_fields
 from api.spec import describe
-from fleet.errors import FleetError, Forbidden, Unauthorized
-from fleet.extensions import limiter
+from fleet.errors import FleetError, Forbidden
 from fleet.services import devices, pings, queries, service_tokens
 from fleet.services.service_tokens import ServiceIdentity
 from fleet.timeutil import utcnow
@@ -64,10 +61,6 @@ def authenticated_service() -> ServiceIdentity | None:
     return cached
 
 
-def has_valid_service() -> bool:
-    return authenticated_service() is not None
-
-
 def require_service(scope: str) -> Callable[[View], View]:
     """Admit only a valid service token holding `scope`; failed credentials count per address."""
 
@@ -76,7 +69,7 @@ def require_service(scope: str) -> Callable[[View], View]:
         def guarded(*args: Any, **kwargs: Any) -> Any:
             identity = authenticated_service()
             if identity is None:
-                raise Unauthorized("missing, unknown or revoked service token")
+                refuse_credentials("missing, unknown or revoked service token")
             if scope not in identity.scopes:
                 raise Forbidden(
                     f"this token lacks the {scope!r} scope",
@@ -84,14 +77,7 @@ def require_service(scope: str) -> Callable[[View], View]:
                 )
             return view(*args, **kwargs)
 
-        limited = limiter.shared_limit(
-            bad_credential_limits,
-            scope="admin-bad-credentials",
-            key_func=get_remote_address,
-            exempt_when=has_valid_service,
-            deduct_when=was_refused,
-        )
-        return limited(guarded)  # type: ignore[return-value]
+        return guarded  # type: ignore[return-value]
 
     return decorate
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Response, current_app, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from api import HEARTBEAT_ENDPOINT
 from api.auth import bearer_token
+from device_api import HEARTBEAT_ENDPOINT
 from fleet import metrics
 from fleet.context import current_request
 from fleet.health import readiness

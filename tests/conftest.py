@@ -24,12 +24,14 @@ from flask.testing import FlaskClient
 from flask_migrate import upgrade
 from sqlalchemy import update
 
+from device_api import device_app_of
 from fleet import create_app
-from fleet.extensions import db, limiter
+from fleet.extensions import db
 from fleet.models import Device
 from fleet.services import device_state, enrolment
 from fleet.timeutil import utcnow
 from tests import servers
+from tests.helpers import disable_rate_limits
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 ENROLLMENT_KEY = "test-enrollment-key"
@@ -157,9 +159,11 @@ def make_app(app_env: dict[str, str]) -> Iterator[Callable[..., Flask]]:
 
     yield make
     for app in made:
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
+        for each in (app, device_app_of(app)):
+            with each.app_context():
+                db.session.remove()
+                for engine in db.engines.values():
+                    engine.dispose()
 
 
 @pytest.fixture
@@ -228,8 +232,7 @@ def enrol_factory() -> Callable[[FlaskClient, str], str]:
 @pytest.fixture
 def unlimited_client(app: Flask) -> FlaskClient:
     """A client for tests that send many heartbeats and are not about rate limits."""
-    app.config["RATELIMIT_ENABLED"] = False
-    limiter.enabled = False
+    disable_rate_limits(app)
     return app.test_client()
 
 

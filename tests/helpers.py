@@ -9,7 +9,8 @@ from typing import Any
 
 from sqlalchemy import text
 
-from fleet.extensions import db
+from device_api import device_app_of
+from fleet.extensions import db, limiter
 from fleet.models import Device
 from fleet.services import device_state
 from fleet.services.heartbeats import find_device_by_hash
@@ -41,6 +42,18 @@ def events_of(uid: str) -> list[tuple[Any, ...]]:
 def event_kinds(uid: str) -> list[str]:
     """The kinds of all the device's events, oldest first."""
     return [row.kind for row in db.session.execute(text(EVENTS_SQL), {"uid": uid})]
+
+
+def configure(app: Any, **settings: Any) -> None:
+    """Change settings of a built app, in the device app it dispatches to as well."""
+    for each in (app, device_app_of(app)):
+        each.config.update(settings)
+
+
+def disable_rate_limits(app: Any) -> None:
+    """Turn off every rate limit of a built app (the login's too)."""
+    configure(app, RATELIMIT_ENABLED=False)
+    limiter.enabled = False
 
 
 HEARTBEAT = "/api/devices/heartbeat"

@@ -145,7 +145,7 @@ def check_secrets() -> Check:
 def check_rate_limit_storage() -> Check:
     """Rate limits are shared (Redis) whenever more than one web process serves requests."""
     storage = current_app.config["RATELIMIT_STORAGE_URI"]
-    if not storage.startswith("memory"):
+    if current_app.config["REDIS_URL"] and storage.startswith(("redis", "rediss")):
         return Check("rate_limits", True, "stored in Redis, shared by every process")
     processes = _web_processes()
     fix = "set REDIS_URL so that every web process counts against the same limits"

@@ -1,9 +1,9 @@
-"""Where api/devices.py and api/admin.py still find enrolment and reconnect requests.
+"""Where device_api/views.py and api/admin.py still find enrolment and reconnect requests.
 
 The module that held them was split by what each part does: device_state.py
-(the kernel every writer shares), enrolment.py and reconnects.py. Those two API
-modules are being moved to the device app in another branch; once they import
-from the new modules, delete this one.
+(the kernel every writer shares), enrolment.py and reconnects.py. Those two
+modules are the lead's to change; once they import from the new modules,
+delete this one.
 """
 
 from fleet.services.device_state import get_device

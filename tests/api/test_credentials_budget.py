@@ -1,0 +1,69 @@
+"""One allowance of failed credentials per client address, whichever API they fail on."""
+
+from tests.conftest import ENROLLMENT_KEY
+from tests.helpers import beat
+
+
+def bad_enrolment(client, address="192.0.2.1"):
+    return client.post(
+        "/api/devices/register",
+        json={"uid": "kiosk-1"},
+        headers={"X-Enrollment-Key": "wrong"},
+        environ_base={"REMOTE_ADDR": address},
+    )
+
+
+def bad_admin_call(client, address="192.0.2.1"):
+    return client.get(
+        "/api/admin/devices",
+        headers={"Authorization": "Bearer pbs_not-a-real-token-at-all"},
+        environ_base={"REMOTE_ADDR": address},
+    )
+
+
+def bad_heartbeat(client, address="192.0.2.1", token="pbd_not-a-real-token-at-all"):
+    return client.post(
+        "/api/devices/heartbeat",
+        json={},
+        headers={"Authorization": f"Bearer {token}"},
+        environ_base={"REMOTE_ADDR": address},
+    )
+
+
+def test_failures_on_every_api_draw_on_one_allowance(make_app):
+    app = make_app(BAD_TOKEN_MAX_PER_MINUTE=2)
+    client = app.test_client()
+    codes = [
+        bad_enrolment(client).status_code,
+        bad_heartbeat(client).status_code,
+        bad_admin_call(client).status_code,
+        bad_enrolment(client).status_code,
+    ]
+    assert codes == [401, 401, 429, 429]
+    # Another address has an allowance of its own (and another token, a heartbeat limit).
+    assert bad_heartbeat(client, "192.0.2.2", "pbd_another-unknown-token").status_code == 401
+
+
+def test_a_spent_allowance_never_refuses_the_right_enrolment_key(make_app):
+    app = make_app(BAD_TOKEN_MAX_PER_MINUTE=2)
+    client = app.test_client()
+    assert [bad_enrolment(client).status_code for _ in range(3)] == [401, 401, 429]
+    good = client.post(
+        "/api/devices/register",
+        json={"uid": "kiosk-1"},
+        headers={"X-Enrollment-Key": ENROLLMENT_KEY},
+        environ_base={"REMOTE_ADDR": "192.0.2.1"},
+    )
+    assert good.status_code == 201
+    assert beat(client, good.json["token"]).status_code == 200
+
+
+def test_a_refusal_says_when_to_retry_in_whole_seconds(make_app):
+    app = make_app(BAD_TOKEN_MAX_PER_MINUTE=1)
+    client = app.test_client()
+    bad_admin_call(client)
+    refused = bad_enrolment(client)
+    assert refused.status_code == 429
+    retry_after = int(refused.headers["Retry-After"])
+    assert 1 <= retry_after <= 61
+    assert refused.json["error"]["details"]["retry_after_seconds"] == retry_after

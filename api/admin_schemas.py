@@ -10,10 +10,19 @@ from pydantic import AwareDatetime, ConfigDict, Field, field_validator
 from api.schemas import RequestBody, Schema, Uid
 from fleet import rules
 from fleet.services.pings import MAX_PAGE, ping_diagnosis
-from fleet.services.queries import MAX_PER_PAGE
+from fleet.services.queries import (
+    DEFAULT_PER_PAGE,
+    DEFAULT_SORT,
+    MAX_PAGE_NUMBER,
+    MAX_PER_PAGE,
+    SORTS,
+)
 
 MAX_BATCH = 500
-StatusName = Literal["connected", "temporarily_offline", "disconnected"]
+# Read from the one list of each, so the schema and the OpenAPI document follow them.
+StatusName = Literal[tuple(status.value for status in rules.Status)]  # type: ignore[valid-type]
+SortName = Literal[tuple(SORTS)]  # type: ignore[valid-type]
+ReconnectStateName = Literal[tuple(state.value for state in rules.ReconnectState)]  # type: ignore[valid-type]
 
 
 class QueryString(Schema):
@@ -116,9 +125,9 @@ class DeviceListQuery(QueryString):
     site: str | None = Field(default=None, max_length=200)
     flapping: bool | None = None
     q: str | None = Field(default=None, max_length=200)
-    sort: Literal["status", "last_heartbeat", "stalest", "uid", "site", "transitions"] = "status"
-    page: int = Field(default=1, ge=1, le=1_000_000)
-    per_page: int = Field(default=50, ge=1, le=MAX_PER_PAGE)
+    sort: SortName = DEFAULT_SORT
+    page: int = Field(default=1, ge=1, le=MAX_PAGE_NUMBER)
+    per_page: int = Field(default=DEFAULT_PER_PAGE, ge=1, le=MAX_PER_PAGE)
 
 
 class TelemetryOut(Schema):
@@ -140,7 +149,7 @@ class PingDiagnosisOut(Schema):
 
 
 class ReconnectOut(Schema):
-    state: Literal["pending", "delivered", "expired"] | None
+    state: ReconnectStateName | None
     requested_at: datetime | None
     requested_by: str | None
     delay_seconds: int | None

@@ -9,6 +9,8 @@ REQUIRE_SERVICES=1 (as in CI), which makes the skip a failure.
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -26,7 +28,7 @@ from device_api import device_app_of
 from fleet import create_app
 from fleet.extensions import db
 from fleet.models import Device
-from fleet.services import devices
+from fleet.services import device_state, enrolment
 from fleet.timeutil import utcnow
 from tests import servers
 from tests.helpers import disable_rate_limits
@@ -202,12 +204,12 @@ def make_device(app: Flask) -> Callable[..., Device]:
     """Register a device at `now` through the service, then force any column for the scenario."""
 
     def make(uid: str = "kiosk-1", now: datetime | None = None, **columns: Any) -> Device:
-        enrolment = devices.register_device(uid, now or utcnow(), site=columns.pop("site", None))
+        enrolled = enrolment.register_device(uid, now or utcnow(), site=columns.pop("site", None))
         if columns:
             db.session.execute(update(Device).where(Device.uid == uid).values(**columns))
             db.session.commit()
-        device = devices.get_device(uid)
-        device.token = enrolment.token
+        device = device_state.get_device(uid)
+        device.token = enrolled.token
         return device
 
     return make
@@ -232,3 +234,16 @@ def unlimited_client(app: Flask) -> FlaskClient:
     """A client for tests that send many heartbeats and are not about rate limits."""
     disable_rate_limits(app)
     return app.test_client()
+
+
+@pytest.fixture
+def logged(make_app):
+    """An app logging at INFO in `fmt`, and a function returning what it has logged so far."""
+
+    def build(fmt="console"):
+        app = make_app(LOG_LEVEL="INFO", LOG_FORMAT=fmt)
+        stream = io.StringIO()
+        logging.getLogger().handlers[0].setStream(stream)
+        return app, stream.getvalue
+
+    return build

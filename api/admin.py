@@ -39,7 +39,7 @@ from api.body import parse_body
 from api.errors import invalid_fields
 from api.spec import describe
 from fleet.errors import FleetError, Forbidden
-from fleet.services import devices, pings, queries, service_tokens
+from fleet.services import device_state, pings, queries, reconnects, service_tokens
 from fleet.services.service_tokens import ServiceIdentity
 from fleet.timeutil import utcnow
 
@@ -244,7 +244,7 @@ def list_devices():
 @require_service("read")
 def get_device(uid: str):
     now = utcnow()
-    device = devices.get_device(uid)
+    device = device_state.get_device(uid)
     flaps = queries.flap_count(device.id, now)
     body = device_out(device, flaps, queries.flap_settings().threshold, now)
     return jsonify(body.model_dump(mode="json"))
@@ -263,6 +263,6 @@ def get_device(uid: str):
 def reconnect(uid: str):
     body = parse_body(ReconnectRequest)
     now = utcnow()
-    device = devices.request_reconnect(uid, identity().actor, now, body.delay_seconds)
+    device = reconnects.request_reconnect(uid, identity().actor, now, body.delay_seconds)
     response = ReconnectResponse(uid=device.uid, reconnect=reconnect_out(device, now))
     return jsonify(response.model_dump(mode="json")), 202

@@ -3,7 +3,6 @@
 import io
 import logging
 import threading
-import time
 
 import psycopg
 import pytest
@@ -91,7 +90,9 @@ def test_the_cap_per_minute_is_checked_only_when_the_interval_does_not_imply_it(
     assert [str(limit) for limit in heartbeat_limits(interval, cap)] == expected
 
 
-def test_the_cap_per_minute_refuses_when_the_interval_does_not_imply_it(make_app, enrol_factory):
+def test_the_cap_per_minute_refuses_when_the_interval_does_not_imply_it(
+    make_app, enrol_factory, limit_clock
+):
     app = make_app(HEARTBEAT_MIN_INTERVAL_SECONDS=1, HEARTBEAT_MAX_PER_MINUTE=2)
     with app.app_context():
         client = app.test_client()
@@ -99,7 +100,7 @@ def test_the_cap_per_minute_refuses_when_the_interval_does_not_imply_it(make_app
         answers = []
         for _ in range(3):
             answers.append(beat(client, token))
-            time.sleep(1.05)  # past the minimum interval each time
+            limit_clock.shift(1.05)  # past the minimum interval each time
     assert [a.status_code for a in answers] == [200, 200, 429]
     assert answers[-1].json["error"]["details"]["limit"] == "2 per 1 minute"
 

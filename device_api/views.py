@@ -66,6 +66,7 @@ def register():
     errors=(400, 401, 413, 422, 429, 503),
 )
 def heartbeat():
+    ratelimits.refuse_a_flooding_address(current_request().remote_addr)
     token = bearer_token() or refuse_credentials("missing device token")
     token_hash = hash_token(token)
     ratelimits.check_heartbeat_limits(token_hash)

@@ -81,7 +81,6 @@ FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
 
 def register_error_handlers(app: Flask) -> None:
     """JSON errors under /api; everything else keeps Flask's pages."""
-    app.before_request(refuse_nul_characters)
 
     @app.errorhandler(FleetError)
     def handle_fleet_error(error: FleetError):

@@ -12,7 +12,7 @@ from api.spec import describe
 from fleet import ratelimits
 from fleet.context import current_request
 from fleet.errors import Unauthorized
-from fleet.services import devices, heartbeats
+from fleet.services import enrolment, heartbeats
 from fleet.timeutil import utcnow
 from fleet.tokens import hash_token
 
@@ -33,13 +33,13 @@ def register():
     request = current_request()
     raw = read_json_object()
     try:
-        devices.check_enrollment_key(
+        enrolment.check_enrollment_key(
             request.headers.get("X-Enrollment-Key") or raw.get("enrollment_key")
         )
     except Unauthorized as error:
         refuse_credentials(error.message)
     body = RegisterRequest.model_validate(raw)
-    enrolment = devices.register_device(
+    enrolled = enrolment.register_device(
         body.uid,
         utcnow(),
         name=body.name,
@@ -48,11 +48,11 @@ def register():
         address=request.remote_addr,
     )
     response = RegisterResponse(
-        uid=enrolment.uid,
-        token=enrolment.token,
-        created=enrolment.created,
-        status=enrolment.status,
-        heartbeat_interval_seconds=enrolment.heartbeat_interval_seconds,
+        uid=enrolled.uid,
+        token=enrolled.token,
+        created=enrolled.created,
+        status=enrolled.status,
+        heartbeat_interval_seconds=enrolled.heartbeat_interval_seconds,
     )
     return jsonify(response.model_dump(mode="json")), 201
 
@@ -66,6 +66,7 @@ def register():
     errors=(400, 401, 413, 422, 429, 503),
 )
 def heartbeat():
+    ratelimits.refuse_a_flooding_address(current_request().remote_addr)
     token = bearer_token() or refuse_credentials("missing device token")
     token_hash = hash_token(token)
     ratelimits.check_heartbeat_limits(token_hash)

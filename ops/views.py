@@ -1,4 +1,4 @@
-"""Health, readiness and Prometheus metrics; thin views over fleet.health and fleet.metrics."""
+"""Health, readiness and Prometheus metrics; thin views over fleet.health and ops.exposition."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from fleet.logs import elapsed_seconds
 from fleet.timeutil import utcnow
 from fleet.tokens import secrets_match
 from ops import bp
+from ops.exposition import render_latest
 
 
 @bp.get("/healthz")
@@ -47,7 +48,7 @@ def prometheus_metrics():
                 mimetype="text/plain",
                 headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
             )
-    return Response(metrics.render_latest(), content_type=CONTENT_TYPE_LATEST)
+    return Response(render_latest(), content_type=CONTENT_TYPE_LATEST)
 
 
 @bp.after_app_request

@@ -7,7 +7,7 @@ from flask.cli import AppGroup
 from sqlalchemy.exc import SQLAlchemyError
 
 from fleet.errors import FleetError
-from fleet.services import devices
+from fleet.services import enrolment
 from fleet.services.sweep import SweepReport, enforce_timeouts, run_sweep
 from fleet.timeutil import utcnow
 
@@ -21,7 +21,7 @@ devices_cli = AppGroup("devices", help="Enrol devices and run status sweeps.")
 def add_device_command(uid: str, name: str | None, site: str | None) -> None:
     """Create a device; its token is printed alone on the last line."""
     try:
-        token = devices.add_device(uid, utcnow(), name=name, site=site)
+        token = enrolment.add_device(uid, utcnow(), name=name, site=site)
     except FleetError as error:
         raise click.ClickException(error.message) from None
     click.echo(f"Device {uid} created. Its token (shown once):")

@@ -7,13 +7,16 @@ restart them when Redis goes away for a while.
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 import click
 from flask.cli import AppGroup
-from redis import Redis
 
 from fleet.services.locks import redis_client
-from jobs import QUEUE, resilient
+from jobs import QUEUE
+
+if TYPE_CHECKING:
+    from redis import Redis
 
 jobs_cli = AppGroup("jobs", help="Background workers (needs REDIS_URL).")
 
@@ -31,12 +34,16 @@ def _redis() -> Redis:
 @click.option("--burst", is_flag=True, help="Run the queued jobs, then exit.")
 def worker_command(burst: bool) -> None:
     """Run an RQ worker on the Pulseboard queue."""
+    from jobs import resilient  # only these commands need RQ
+
     resilient.run_worker(_redis(), QUEUE, burst=burst)
 
 
 @jobs_cli.command("cron")
 def cron_command() -> None:
     """Enqueue the periodic jobs of jobs/cron.py on schedule (run exactly one per installation)."""
+    from jobs import resilient
+
     stopping = threading.Event()
     resilient.stop_on_signals(stopping)
     resilient.run_cron(_redis(), stopping)

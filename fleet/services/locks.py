@@ -15,18 +15,20 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from functools import partial
+from typing import TYPE_CHECKING
 
 import structlog
 from flask import current_app
-from redis import Redis
-from redis.exceptions import LockNotOwnedError
-from redis.lock import Lock
 from sqlalchemy import insert, or_, update
 from sqlalchemy.exc import IntegrityError
 
 from fleet.extensions import db
 from fleet.models import Lease
 from fleet.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from redis import Redis
+    from redis.lock import Lock
 
 log = structlog.get_logger("pulseboard.locks")
 
@@ -38,6 +40,9 @@ def redis_client() -> Redis | None:
         return None
     client = current_app.extensions.get("pulseboard_redis")
     if client is None:
+        # Imported here: the embedded default runs without Redis and its client library.
+        from redis import Redis
+
         client = Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
         current_app.extensions["pulseboard_redis"] = client
     return client
@@ -90,6 +95,8 @@ def held(name: str, ttl_seconds: int, now: datetime) -> Iterator[Held]:
 
 @contextmanager
 def _redis_lock(client: Redis, name: str, ttl_seconds: int) -> Iterator[Held]:
+    from redis.exceptions import LockNotOwnedError
+
     lock = client.lock(f"pulseboard:lock:{name}", timeout=ttl_seconds, blocking=False)
     acquired = lock.acquire()
     try:
@@ -106,6 +113,8 @@ def _redis_lock(client: Redis, name: str, ttl_seconds: int) -> Iterator[Held]:
 
 def _reacquire(lock: Lock) -> bool:
     """Reset the Redis lock's expiry to its full TTL, if it is still ours (atomic, in Lua)."""
+    from redis.exceptions import LockNotOwnedError
+
     try:
         lock.reacquire()
     except LockNotOwnedError:

@@ -19,7 +19,7 @@ from clients.sim_fleet import SITES, slug
 from clients.simulator import Settings, Simulator
 from fleet.extensions import db
 from fleet.models import Device, DeviceEvent
-from fleet.services import devices
+from fleet.services import reconnects
 from fleet.timeutil import utcnow
 from tests.clients.conftest import device_of, wait_for
 from tests.conftest import ENROLLMENT_KEY
@@ -149,7 +149,7 @@ def test_it_honours_a_reconnect_request_after_the_delay(live_server, run_simulat
     device.reconnect_by = reconnect_by
     wait_for(lambda: stored(live, device.uid), timeout=10)
     with live.context():
-        devices.request_reconnect(device.uid, "test", utcnow(), delay_seconds=1)
+        reconnects.request_reconnect(device.uid, "test", utcnow(), delay_seconds=1)
     delivered = wait_for(
         lambda: (found := stored(live, device.uid)).reconnect_state == "delivered" and found,
         timeout=10,

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from fleet.services import devices, users
+from fleet.services import enrolment, users
 from fleet.timeutil import utcnow
 from tests.dashboard.conftest import PASSWORD, csrf_token, log_in
 from tests.helpers import device_row
@@ -39,7 +39,7 @@ def make_user(app, role="operator"):
 
 def make_device(app, uid="kiosk-1"):
     with server_side(app):
-        devices.register_device(uid, utcnow())
+        enrolment.register_device(uid, utcnow())
 
 
 def reconnect_state(app, uid="kiosk-1"):

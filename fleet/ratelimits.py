@@ -11,7 +11,12 @@ from __future__ import annotations
 from functools import lru_cache
 
 from flask import Flask
-from limits import RateLimitItem, RateLimitItemPerMinute, RateLimitItemPerSecond
+from limits import (
+    RateLimitItem,
+    RateLimitItemPerHour,
+    RateLimitItemPerMinute,
+    RateLimitItemPerSecond,
+)
 
 from fleet.context import current_application
 from fleet.errors import FleetError
@@ -85,6 +90,25 @@ def check_heartbeat_limits(token_hash: str) -> None:
 @lru_cache(maxsize=16)
 def _credentials_allowance(per_minute: int) -> RateLimitItem:
     return RateLimitItemPerMinute(per_minute)
+
+
+def count_enrolment(address: str | None, uid: str) -> None:
+    """Count one enrolment with the right key; RateLimited past the caps.
+
+    Caps per client address a minute (a script minting devices) and per uid an
+    hour (a device enrolled again and again: an attempt to take it over, or a
+    kiosk in a boot loop).
+    """
+    if not enabled():
+        return
+    config = current_application().config
+    caps = (
+        (RateLimitItemPerMinute(config["ENROLL_MAX_PER_MINUTE"]), "enrol-address", address),
+        (RateLimitItemPerHour(config["REENROLL_MAX_PER_HOUR"]), "enrol-uid", uid),
+    )
+    for item, scope, key in caps:
+        if not storage().hit(item, scope, key or "unknown"):
+            raise over_limit(item, scope, key or "unknown", message=f"too many enrolments ({item})")
 
 
 OVER_CREDENTIALS_MESSAGE = "too many failed credentials from this address; retry later"

@@ -23,6 +23,7 @@ HTTP_CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    409: "conflict",
     413: "body_too_large",
     415: "unsupported_media_type",
     429: "rate_limited",

@@ -11,7 +11,7 @@ from api.schemas import HeartbeatRequest, HeartbeatResponse, RegisterRequest, Re
 from api.spec import describe
 from fleet import ratelimits
 from fleet.context import current_request
-from fleet.errors import Unauthorized
+from fleet.errors import EnrolmentRefused, Unauthorized
 from fleet.services import enrolment, heartbeats
 from fleet.timeutil import utcnow
 from fleet.tokens import hash_token
@@ -22,12 +22,12 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 @bp.post("/devices/register")
 @describe(
-    "Enrol a device (or re-enrol a known uid, rotating its token)",
+    "Enrol a device (or re-enrol a known uid, with its current token, rotating it)",
     request=RegisterRequest,
     response=RegisterResponse,
     status=201,
     auth="enrollment",
-    errors=(400, 401, 413, 422, 429),
+    errors=(400, 401, 409, 413, 422, 429),
 )
 def register():
     request = current_request()
@@ -39,14 +39,22 @@ def register():
     except Unauthorized as error:
         refuse_credentials(error.message)
     body = RegisterRequest.model_validate(raw)
-    enrolled = enrolment.register_device(
-        body.uid,
-        utcnow(),
-        name=body.name,
-        site=body.site,
-        app_version=body.app_version,
-        address=request.remote_addr,
-    )
+    ratelimits.count_enrolment(request.remote_addr, body.uid)
+    try:
+        enrolled = enrolment.register_device(
+            body.uid,
+            utcnow(),
+            name=body.name,
+            site=body.site,
+            app_version=body.app_version,
+            address=request.remote_addr,
+            current_token=bearer_token(),
+        )
+    except EnrolmentRefused:
+        # A takeover attempt (or a kiosk that lost its token) spends the address's allowance.
+        ratelimits.count_failed_credentials(request.remote_addr)
+        raise
+    ratelimits.guard().remember_good(hash_token(enrolled.token))
     response = RegisterResponse(
         uid=enrolled.uid,
         token=enrolled.token,
@@ -66,19 +74,19 @@ def register():
     errors=(400, 401, 413, 422, 429, 503),
 )
 def heartbeat():
-    ratelimits.refuse_a_flooding_address(current_request().remote_addr)
+    request = current_request()
     token = bearer_token() or refuse_credentials("missing device token")
     token_hash = hash_token(token)
+    ratelimits.refuse_a_flooding_address(request.remote_addr, token_hash)
     ratelimits.check_heartbeat_limits(token_hash)
     body = parse_body(HeartbeatRequest)
     # A model's fields are its attributes: model_dump() would copy them twice as slowly.
     telemetry = heartbeats.Telemetry(**vars(body))
     try:
-        result = heartbeats.accept_heartbeat(
-            token_hash, telemetry, utcnow(), current_request().remote_addr
-        )
+        result = heartbeats.accept_heartbeat(token_hash, telemetry, utcnow(), request.remote_addr)
     except Unauthorized as error:
         refuse_credentials(error.message)
+    ratelimits.guard().remember_good(token_hash)
     return Response(HEARTBEAT_ANSWER.dump_json(result), content_type="application/json")
 
 

@@ -58,6 +58,10 @@ class Device(db.Model):
     reconnect_delay_seconds: Mapped[int | None] = mapped_column(Integer)
     reconnect_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     reconnect_delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # An operator's leave for the uid to enrol again without its current token
+    # (a kiosk reset to factory settings), until this time; used once.
+    reenrolment_allowed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reenrolment_allowed_by: Mapped[str | None] = mapped_column(String(200))
 
     ping_reachable: Mapped[bool | None] = mapped_column(Boolean)
     ping_latency_ms: Mapped[float | None] = mapped_column(Float)
@@ -155,3 +159,25 @@ class Lease(db.Model):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(128))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class BulkAction(db.Model):
+    """A bulk action over every device a fleet view matches, done a chunk at a time.
+
+    Each chunk commits with the progress it made (`done`, `last_device_id`), so
+    a run whose worker died is resumed where it stopped, not started over.
+    """
+
+    __tablename__ = "bulk_action"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(200))
+    view: Mapped[dict[str, Any]] = mapped_column(JSON)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    total: Mapped[int] = mapped_column(Integer)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    last_device_id: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

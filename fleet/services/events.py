@@ -29,6 +29,7 @@ class EventKind(StrEnum):
     STATUS = "status"
     REGISTERED = "registered"
     RE_ENROLLED = "re_enrolled"
+    RE_ENROLMENT_ALLOWED = "re_enrolment_allowed"
     RECONNECT_REQUESTED = "reconnect_requested"
     RECONNECT_DELIVERED = "reconnect_delivered"
     RECONNECT_EXPIRED = "reconnect_expired"

@@ -5,7 +5,7 @@ password or deactivating the account bumps it, and every older session cookie
 (copies included) stops working.
 
 Revision ID: b7e41c2d9a03
-Revises: 928d44e8c5ba
+Revises: c3e8f5a2b901
 Create Date: 2026-12-02 00:50:00.000000
 
 """
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'b7e41c2d9a03'
-down_revision = '928d44e8c5ba'
+down_revision = 'c3e8f5a2b901'
 branch_labels = None
 depends_on = None
 

@@ -21,10 +21,9 @@ from sqlalchemy.sql import Executable
 
 
 def execute_on_driver(engine: Engine, statement: Executable, parameters: dict[str, Any]) -> int:
-    """Run `statement` with `parameters` (adapted natively by psycopg); how many rows it touched.
+    """Run `statement` with `parameters` (adapted natively by psycopg); its row count.
 
-    That is its row count, or for a statement that returns rows (a SELECT over
-    a data-modifying CTE, say), the first value of the one row it returns.
+    The rows an UPDATE touched, or the rows a SELECT returned (none fetched).
 
     The caller's parameters are named `p_...`; every other value the statement
     binds is a constant of its own. psycopg prepares the statement after a few
@@ -39,9 +38,7 @@ def execute_on_driver(engine: Engine, statement: Executable, parameters: dict[st
         held = _take_connection(engine)
         cursor = held.connection.cursor()
         cursor.execute(sql, parameters)
-        if cursor.description is None:
-            return cursor.rowcount
-        return cursor.fetchone()[0]
+        return cursor.rowcount
     except dbapi_error as error:
         failed = True
         connection = held.connection if held else None

@@ -1,7 +1,7 @@
 """Running a prebuilt statement on psycopg itself, on a connection the thread holds."""
 
 import pytest
-from sqlalchemy import bindparam, event, func, select, update
+from sqlalchemy import bindparam, event, select, update
 from sqlalchemy.exc import DBAPIError
 
 from fleet.extensions import AUTOCOMMIT_BIND, db
@@ -28,11 +28,11 @@ def test_it_runs_the_statement_and_counts_the_rows(engine, make_device):
     assert device_row("kiosk-1").site == "Lobby"  # autocommitted
 
 
-def test_a_statement_that_returns_rows_answers_its_first_value(engine, make_device):
+def test_a_statement_that_returns_rows_counts_them(engine, make_device):
     for n in range(3):
         make_device(f"kiosk-{n}")
-    counted = select(func.count()).select_from(Device).where(Device.uid != bindparam("p_uid"))
-    assert execute_on_driver(engine, counted, {"p_uid": "kiosk-0"}) == 2
+    others = select(Device.id).where(Device.uid != bindparam("p_uid"))
+    assert execute_on_driver(engine, others, {"p_uid": "kiosk-0"}) == 2
 
 
 @pytest.fixture

@@ -38,8 +38,9 @@ from api.auth import bearer_token, refuse_credentials
 from api.body import parse_body
 from api.errors import invalid_fields
 from api.spec import describe
+from fleet import ratelimits
 from fleet.errors import FleetError, Forbidden
-from fleet.services import devices, pings, queries, service_tokens
+from fleet.services import device_state, pings, queries, reconnects, service_tokens
 from fleet.services.service_tokens import ServiceIdentity
 from fleet.timeutil import utcnow
 
@@ -67,6 +68,7 @@ def require_service(scope: str) -> Callable[[View], View]:
     def decorate(view: View) -> View:
         @wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
+            ratelimits.refuse_a_flooding_address(request.remote_addr)
             identity = authenticated_service()
             if identity is None:
                 refuse_credentials("missing, unknown or revoked service token")
@@ -244,7 +246,7 @@ def list_devices():
 @require_service("read")
 def get_device(uid: str):
     now = utcnow()
-    device = devices.get_device(uid)
+    device = device_state.get_device(uid)
     flaps = queries.flap_count(device.id, now)
     body = device_out(device, flaps, queries.flap_settings().threshold, now)
     return jsonify(body.model_dump(mode="json"))
@@ -263,6 +265,6 @@ def get_device(uid: str):
 def reconnect(uid: str):
     body = parse_body(ReconnectRequest)
     now = utcnow()
-    device = devices.request_reconnect(uid, identity().actor, now, body.delay_seconds)
+    device = reconnects.request_reconnect(uid, identity().actor, now, body.delay_seconds)
     response = ReconnectResponse(uid=device.uid, reconnect=reconnect_out(device, now))
     return jsonify(response.model_dump(mode="json")), 202

@@ -23,6 +23,7 @@ HTTP_CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    409: "conflict",
     413: "body_too_large",
     415: "unsupported_media_type",
     429: "rate_limited",
@@ -81,7 +82,6 @@ FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
 
 def register_error_handlers(app: Flask) -> None:
     """JSON errors under /api; everything else keeps Flask's pages."""
-    app.before_request(refuse_nul_characters)
 
     @app.errorhandler(FleetError)
     def handle_fleet_error(error: FleetError):

@@ -11,8 +11,8 @@ from api.schemas import HeartbeatRequest, HeartbeatResponse, RegisterRequest, Re
 from api.spec import describe
 from fleet import ratelimits
 from fleet.context import current_request
-from fleet.errors import Unauthorized
-from fleet.services import devices, heartbeats
+from fleet.errors import EnrolmentRefused, Unauthorized
+from fleet.services import enrolment, heartbeats
 from fleet.timeutil import utcnow
 from fleet.tokens import hash_token
 
@@ -22,37 +22,44 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 @bp.post("/devices/register")
 @describe(
-    "Enrol a device (or re-enrol a known uid, rotating its token)",
+    "Enrol a device (or re-enrol a known uid, with its current token, rotating it)",
     request=RegisterRequest,
     response=RegisterResponse,
     status=201,
     auth="enrollment",
-    errors=(400, 401, 413, 422, 429),
+    errors=(400, 401, 409, 413, 422, 429),
 )
 def register():
     request = current_request()
     raw = read_json_object()
     try:
-        devices.check_enrollment_key(
+        enrolment.check_enrollment_key(
             request.headers.get("X-Enrollment-Key") or raw.get("enrollment_key")
         )
     except Unauthorized as error:
         refuse_credentials(error.message)
     body = RegisterRequest.model_validate(raw)
-    enrolment = devices.register_device(
-        body.uid,
-        utcnow(),
-        name=body.name,
-        site=body.site,
-        app_version=body.app_version,
-        address=request.remote_addr,
-    )
+    ratelimits.count_enrolment(request.remote_addr, body.uid)
+    try:
+        enrolled = enrolment.register_device(
+            body.uid,
+            utcnow(),
+            name=body.name,
+            site=body.site,
+            app_version=body.app_version,
+            address=request.remote_addr,
+            current_token=bearer_token(),
+        )
+    except EnrolmentRefused:
+        # A takeover attempt (or a kiosk that lost its token) spends the address's allowance.
+        ratelimits.count_failed_credentials(request.remote_addr)
+        raise
     response = RegisterResponse(
-        uid=enrolment.uid,
-        token=enrolment.token,
-        created=enrolment.created,
-        status=enrolment.status,
-        heartbeat_interval_seconds=enrolment.heartbeat_interval_seconds,
+        uid=enrolled.uid,
+        token=enrolled.token,
+        created=enrolled.created,
+        status=enrolled.status,
+        heartbeat_interval_seconds=enrolled.heartbeat_interval_seconds,
     )
     return jsonify(response.model_dump(mode="json")), 201
 
@@ -66,6 +73,7 @@ def register():
     errors=(400, 401, 413, 422, 429, 503),
 )
 def heartbeat():
+    ratelimits.refuse_a_flooding_address(current_request().remote_addr)
     token = bearer_token() or refuse_credentials("missing device token")
     token_hash = hash_token(token)
     ratelimits.check_heartbeat_limits(token_hash)

@@ -77,7 +77,7 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from api import bp as api_bp
-    from api.errors import register_error_handlers
+    from api.errors import refuse_nul_characters, register_error_handlers
     from dashboard import bp as dashboard_bp
     from fleet.commands import register_cli
     from fleet.health import mark_started
@@ -88,6 +88,9 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(ops_bp)
     app.register_blueprint(dashboard_bp)
     mark_started(app)
+    # Not in the device app: it serves two exact paths and reads no query
+    # string, and its JSON bodies are checked for NUL where they are parsed.
+    app.before_request(refuse_nul_characters)
     register_error_handlers(app)
     register_cli(app)
     embedded.install(app)

@@ -109,6 +109,8 @@ def load_config(env: Mapping[str, str], instance_path: str) -> dict[str, Any]:
         "HEARTBEAT_MIN_INTERVAL_SECONDS": env_int(env, "HEARTBEAT_MIN_INTERVAL_SECONDS", 10),
         "HEARTBEAT_MAX_PER_MINUTE": env_int(env, "HEARTBEAT_MAX_PER_MINUTE", 10, minimum=1),
         "BAD_TOKEN_MAX_PER_MINUTE": env_int(env, "BAD_TOKEN_MAX_PER_MINUTE", 30, minimum=1),
+        "ENROLL_MAX_PER_MINUTE": env_int(env, "ENROLL_MAX_PER_MINUTE", 60, minimum=1),
+        "REENROLL_MAX_PER_HOUR": env_int(env, "REENROLL_MAX_PER_HOUR", 10, minimum=1),
         "RATELIMIT_ENABLED": env_bool(env, "RATELIMIT_ENABLED", True),
         "RECONNECT_DELAY_SECONDS": env_int(env, "RECONNECT_DELAY_SECONDS", 5),
         "RECONNECT_TTL_SECONDS": env_int(env, "RECONNECT_TTL_SECONDS", 600, minimum=1),

@@ -9,13 +9,21 @@ imports no service, so every service may count through it.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import Counter, Histogram
 from sqlalchemy import event as sa_event
 
 from fleet.models import SweepRun
+
+# prometheus-client writes into this directory as soon as a metric is made.
+# gunicorn.conf.py creates it for the web workers, but a `flask` command or an
+# RQ worker may be the first process on the machine to start.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
 
 HEARTBEATS = Counter(
     "pulseboard_heartbeats_total",

@@ -11,7 +11,12 @@ from __future__ import annotations
 from functools import lru_cache
 
 from flask import Flask
-from limits import RateLimitItem, RateLimitItemPerMinute, RateLimitItemPerSecond
+from limits import (
+    RateLimitItem,
+    RateLimitItemPerHour,
+    RateLimitItemPerMinute,
+    RateLimitItemPerSecond,
+)
 
 from fleet.context import current_application
 from fleet.errors import FleetError
@@ -87,6 +92,28 @@ def _credentials_allowance(per_minute: int) -> RateLimitItem:
     return RateLimitItemPerMinute(per_minute)
 
 
+def count_enrolment(address: str | None, uid: str) -> None:
+    """Count one enrolment with the right key; RateLimited past the caps.
+
+    Caps per client address a minute (a script minting devices) and per uid an
+    hour (a device enrolled again and again: an attempt to take it over, or a
+    kiosk in a boot loop).
+    """
+    if not enabled():
+        return
+    config = current_application().config
+    caps = (
+        (RateLimitItemPerMinute(config["ENROLL_MAX_PER_MINUTE"]), "enrol-address", address),
+        (RateLimitItemPerHour(config["REENROLL_MAX_PER_HOUR"]), "enrol-uid", uid),
+    )
+    for item, scope, key in caps:
+        if not storage().hit(item, scope, key or "unknown"):
+            raise over_limit(item, scope, key or "unknown", message=f"too many enrolments ({item})")
+
+
+OVER_CREDENTIALS_MESSAGE = "too many failed credentials from this address; retry later"
+
+
 def count_failed_credentials(address: str | None) -> None:
     """Count one failed credential against `address`; RateLimited once it is over its allowance.
 
@@ -97,13 +124,28 @@ def count_failed_credentials(address: str | None) -> None:
         return
     allowance = _credentials_allowance(current_application().config["BAD_TOKEN_MAX_PER_MINUTE"])
     key = address or "unknown"
-    if not storage().hit(allowance, "bad-credentials", key):
-        raise over_limit(
-            allowance,
-            "bad-credentials",
-            key,
-            message="too many failed credentials from this address; retry later",
-        )
+    counted = storage()
+    if not counted.hit(allowance, "bad-credentials", key):
+        refusal = over_limit(allowance, "bad-credentials", key, message=OVER_CREDENTIALS_MESSAGE)
+        counted.remember_over(key, refusal.details["retry_after_seconds"])
+        raise refusal
+
+
+def refuse_a_flooding_address(address: str | None) -> None:
+    """RateLimited, before any database work, for an address known to be over its allowance.
+
+    An address sending token after unknown token (a flood, not a misconfigured
+    kiosk) would otherwise cost a token look-up in the database each time.
+    Known here once this process has refused it; until its window ends the
+    devices behind it are told when to retry.
+    """
+    if not enabled():
+        return
+    seconds = storage().known_over(address or "unknown")
+    if seconds:
+        allowance = _credentials_allowance(current_application().config["BAD_TOKEN_MAX_PER_MINUTE"])
+        details = {"limit": str(allowance), "retry_after_seconds": seconds}
+        raise RateLimited(OVER_CREDENTIALS_MESSAGE, details)
 
 
 def over_limit(item: RateLimitItem, *identifiers: str, message: str | None = None) -> RateLimited:

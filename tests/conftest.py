@@ -13,12 +13,14 @@ import io
 import logging
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import time_machine
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
@@ -227,6 +229,41 @@ def enrol_factory() -> Callable[[FlaskClient, str], str]:
         return response.json["token"]
 
     return enrol
+
+
+class LimitClock:
+    """Moves the clock rate limits are counted by.
+
+    Limits in this process's memory follow Python's clock, which time-machine
+    moves at once. Redis expires its keys by its own clock, which no test can
+    move: there, a shift is a real wait.
+    """
+
+    def __init__(self, in_redis: bool) -> None:
+        self.in_redis = in_redis
+        self.traveller = None if in_redis else time_machine.travel(time.time(), tick=True)
+
+    def shift(self, seconds: float) -> None:
+        if self.traveller is None:
+            time.sleep(seconds)
+        else:
+            self.coordinates.shift(seconds)
+
+    def __enter__(self) -> LimitClock:
+        if self.traveller is not None:
+            self.coordinates = self.traveller.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.traveller is not None:
+            self.traveller.stop()
+
+
+@pytest.fixture
+def limit_clock(app_env: dict[str, str]) -> Iterator[LimitClock]:
+    """The clock of this test's rate limits, to move past a limit's window."""
+    with LimitClock(in_redis="REDIS_URL" in app_env) as clock:
+        yield clock
 
 
 @pytest.fixture

@@ -28,6 +28,19 @@ def add_device_command(uid: str, name: str | None, site: str | None) -> None:
     click.echo(token)
 
 
+@devices_cli.command("allow-re-enrolment")
+@click.argument("uid")
+@click.option("--minutes", default=60, show_default=True, help="How long the leave lasts.")
+@click.option("--by", "actor", default="cli", show_default=True, help="Who gives the leave.")
+def allow_re_enrolment_command(uid: str, minutes: int, actor: str) -> None:
+    """Let a device that lost its token enrol again once, without it."""
+    try:
+        until = enrolment.allow_re_enrolment(uid, actor, utcnow(), minutes)
+    except FleetError as error:
+        raise click.ClickException(error.message) from None
+    click.echo(f"{uid} may enrol again with the fleet key until {until:%Y-%m-%d %H:%M} UTC.")
+
+
 @devices_cli.command("monitor-status")
 @click.option("--dry-run", is_flag=True, help="Report what would change; write nothing.")
 @click.option("--verbose", is_flag=True, help="List every device that changes.")

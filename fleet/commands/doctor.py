@@ -6,7 +6,6 @@ import os
 from collections.abc import Callable
 
 import click
-import redis
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import current_app
@@ -108,9 +107,11 @@ def background_checks() -> list[Check]:
 
 
 def _registered(name: str, find: Callable[[], list], what: str, fix: str) -> Check:
+    from redis import RedisError
+
     try:
         found = find()
-    except redis.RedisError as error:
+    except RedisError as error:
         return Check(name, False, f"could not be listed ({type(error).__name__})", fix)
     if not found:
         return Check(name, False, f"no {what} is alive", fix)

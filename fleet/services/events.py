@@ -12,7 +12,6 @@ from enum import StrEnum
 from typing import Any
 
 import structlog
-from psycopg.types.json import Json
 from sqlalchemy import event as sa_event
 from sqlalchemy import insert
 from sqlalchemy.engine import Connection
@@ -30,6 +29,7 @@ class EventKind(StrEnum):
     STATUS = "status"
     REGISTERED = "registered"
     RE_ENROLLED = "re_enrolled"
+    RE_ENROLMENT_ALLOWED = "re_enrolment_allowed"
     RECONNECT_REQUESTED = "reconnect_requested"
     RECONNECT_DELIVERED = "reconnect_delivered"
     RECONNECT_EXPIRED = "reconnect_expired"
@@ -130,6 +130,9 @@ def _copy_events(connection: Connection, events: list[Event]) -> None:
 
 
 def _copy_value(value: Any) -> Any:
+    # Imported here: only PostgreSQL copies rows, and the driver is not loaded on SQLite.
+    from psycopg.types.json import Json
+
     return Json(value) if isinstance(value, dict) else value
 
 

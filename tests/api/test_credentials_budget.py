@@ -1,5 +1,9 @@
 """One allowance of failed credentials per client address, whichever API they fail on."""
 
+from sqlalchemy import event
+
+from device_api import device_app_of
+from fleet.extensions import db
 from tests.conftest import ENROLLMENT_KEY
 from tests.helpers import beat
 
@@ -67,3 +71,33 @@ def test_a_refusal_says_when_to_retry_in_whole_seconds(make_app):
     retry_after = int(refused.headers["Retry-After"])
     assert 1 <= retry_after <= 61
     assert refused.json["error"]["details"]["retry_after_seconds"] == retry_after
+
+
+def statements_of(app) -> list[str]:
+    """The SQL statements `app`'s device app sends from now on (through SQLAlchemy)."""
+    sent: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args):
+        sent.append(statement)
+
+    with device_app_of(app).app_context():
+        for engine in db.engines.values():
+            event.listen(engine, "before_cursor_execute", count)
+    return sent
+
+
+def test_a_flooding_address_is_refused_before_the_database(make_app):
+    app = make_app(BAD_TOKEN_MAX_PER_MINUTE=3)
+    client = app.test_client()
+    statements = statements_of(app)
+    for n in range(3):
+        assert bad_heartbeat(client, token=f"pbd_unknown-{n}").status_code == 401
+    assert statements, "an unknown token is looked up in the database"
+    assert bad_heartbeat(client, token="pbd_unknown-3").status_code == 429  # counted: over now
+    statements.clear()
+    flood = [bad_heartbeat(client, token=f"pbd_flood-{n}") for n in range(20)]
+    assert {response.status_code for response in flood} == {429}
+    assert statements == []
+    assert 1 <= int(flood[-1].headers["Retry-After"]) <= 61
+    # Another address is untouched.
+    assert bad_heartbeat(client, "192.0.2.99", "pbd_other").status_code == 401

@@ -3,7 +3,6 @@
 import io
 import logging
 import threading
-import time
 
 import psycopg
 import pytest
@@ -91,7 +90,9 @@ def test_the_cap_per_minute_is_checked_only_when_the_interval_does_not_imply_it(
     assert [str(limit) for limit in heartbeat_limits(interval, cap)] == expected
 
 
-def test_the_cap_per_minute_refuses_when_the_interval_does_not_imply_it(make_app, enrol_factory):
+def test_the_cap_per_minute_refuses_when_the_interval_does_not_imply_it(
+    make_app, enrol_factory, limit_clock
+):
     app = make_app(HEARTBEAT_MIN_INTERVAL_SECONDS=1, HEARTBEAT_MAX_PER_MINUTE=2)
     with app.app_context():
         client = app.test_client()
@@ -99,7 +100,7 @@ def test_the_cap_per_minute_refuses_when_the_interval_does_not_imply_it(make_app
         answers = []
         for _ in range(3):
             answers.append(beat(client, token))
-            time.sleep(1.05)  # past the minimum interval each time
+            limit_clock.shift(1.05)  # past the minimum interval each time
     assert [a.status_code for a in answers] == [200, 200, 429]
     assert answers[-1].json["error"]["details"]["limit"] == "2 per 1 minute"
 
@@ -171,14 +172,14 @@ def test_accepted_heartbeats_are_logged_at_debug(access_lines):
 
 
 def test_the_device_app_runs_only_the_hooks_a_heartbeat_needs(app):
-    """Request ids, access lines, metrics and the NUL check; no session, login, CSRF or limiter."""
+    """Request ids, access lines and metrics; no session, login, CSRF, limiter or URL checks."""
     device = device_app_of(app)
 
     def names(registry):
         return sorted(getattr(hook, "func", hook).__name__ for hook in registry.get(None, []))
 
     assert device.secret_key is None  # Flask opens a null session: nothing to sign or save
-    assert names(device.before_request_funcs) == ["_bind_request_id", "refuse_nul_characters"]
+    assert names(device.before_request_funcs) == ["_bind_request_id"]
     assert names(device.after_request_funcs) == ["_log_access", "count_request"]
     assert names(device.teardown_request_funcs) == ["_unbind_request_id"]
     assert set(device.extensions) == {"sqlalchemy", "pulseboard.limits"}

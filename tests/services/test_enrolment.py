@@ -1,8 +1,10 @@
 """Enrolment: register, re-register with a rotated token, or added by an administrator."""
 
+from datetime import timedelta
+
 import pytest
 
-from fleet.errors import AlreadyExists, Unauthorized
+from fleet.errors import AlreadyExists, EnrolmentRefused, InvalidInput, Unauthorized
 from fleet.services import enrolment
 from fleet.timeutil import utcnow
 from tests.conftest import ENROLLMENT_KEY
@@ -23,7 +25,7 @@ def test_it_enrols_a_new_device_connected_with_its_deadlines(app):
 
 def test_re_enrolling_rotates_the_token_and_keeps_the_profile(app):
     first = enrolment.register_device("kiosk-1", T0, site="Lobby")
-    second = enrolment.register_device("kiosk-1", T0, name="Front desk")
+    second = enrolment.register_device("kiosk-1", T0, name="Front desk", current_token=first.token)
     assert not second.created
     assert snapshot_of(first.token) is None
     assert snapshot_of(second.token).uid == "kiosk-1"
@@ -33,10 +35,37 @@ def test_re_enrolling_rotates_the_token_and_keeps_the_profile(app):
 
 
 def test_re_enrolling_a_disconnected_device_connects_it(make_device):
-    make_device("kiosk-1", now=T0, status="disconnected")
-    enrolment.register_device("kiosk-1", T0)
+    device = make_device("kiosk-1", now=T0, status="disconnected")
+    enrolment.register_device("kiosk-1", T0, current_token=device.token)
     assert device_row("kiosk-1").status == "connected"
     assert events_of("kiosk-1") == [("disconnected", "connected", "device")]
+
+
+def test_a_known_uid_without_its_token_or_a_leave_is_refused(app):
+    first = enrolment.register_device("kiosk-1", T0)
+    for presented in (None, "pbd_wrong"):
+        with pytest.raises(EnrolmentRefused):
+            enrolment.register_device("kiosk-1", T0, current_token=presented)
+    assert snapshot_of(first.token).uid == "kiosk-1"
+
+
+def test_a_leave_is_used_once_and_ends_on_time(app):
+    enrolment.register_device("kiosk-1", T0)
+    until = enrolment.allow_re_enrolment("kiosk-1", "ops@example.com", T0, minutes=10)
+    assert until == T0 + timedelta(minutes=10)
+    enrolment.register_device("kiosk-1", T0 + timedelta(minutes=1))
+    with pytest.raises(EnrolmentRefused):
+        enrolment.register_device("kiosk-1", T0 + timedelta(minutes=2))
+    enrolment.allow_re_enrolment("kiosk-1", "ops@example.com", T0, minutes=10)
+    with pytest.raises(EnrolmentRefused):
+        enrolment.register_device("kiosk-1", T0 + timedelta(minutes=10))
+
+
+@pytest.mark.parametrize("minutes", [0, -5, 7 * 24 * 60 + 1])
+def test_a_leave_has_a_sane_length(app, minutes):
+    enrolment.register_device("kiosk-1", T0)
+    with pytest.raises(InvalidInput):
+        enrolment.allow_re_enrolment("kiosk-1", "ops@example.com", T0, minutes=minutes)
 
 
 def test_a_device_added_by_an_administrator_waits_disconnected_for_its_first_heartbeat(app):

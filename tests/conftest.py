@@ -37,7 +37,10 @@ from tests.helpers import disable_rate_limits
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 ENROLLMENT_KEY = "test-enrollment-key"
-TABLES = "device_event, telemetry_sample, device, user_account, service_token, sweep_run, lease"
+TABLES = (
+    "device_event, telemetry_sample, device, user_account, service_token, sweep_run, lease, "
+    "bulk_action"
+)
 
 
 def unavailable(reason: str) -> None:

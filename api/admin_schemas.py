@@ -9,7 +9,7 @@ from flask import current_app
 from pydantic import AwareDatetime, ConfigDict, Field, field_validator
 
 from api.body import nests_deeper_than
-from api.schemas import RequestBody, Schema, Uid, WholeNumber
+from api.schemas import RequestBody, Schema, Uid, whole_number
 from fleet import rules
 from fleet.services.pings import MAX_PAGE, ping_diagnosis
 from fleet.services.queries import (
@@ -212,8 +212,8 @@ class DeviceListResponse(Schema):
 
 
 class ReconnectRequest(RequestBody):
-    delay_seconds: WholeNumber | None = Field(
-        default=None, ge=0, le=3600, description="Defaults to RECONNECT_DELAY_SECONDS."
+    delay_seconds: whole_number(0, 3600) | None = Field(
+        default=None, description="Defaults to RECONNECT_DELAY_SECONDS."
     )
 
 

@@ -19,8 +19,10 @@ def _integral_number(value: Any) -> Any:
     return value
 
 
-# An integer field that also takes an integral JSON number such as 67.0.
-WholeNumber = Annotated[int, BeforeValidator(_integral_number)]
+def whole_number(ge: int, le: int) -> Any:
+    """An integer in [ge, le] that also takes an integral JSON number such as 67.0."""
+    return Annotated[int, Field(ge=ge, le=le), BeforeValidator(_integral_number)]
+
 
 Uid = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
 
@@ -87,9 +89,9 @@ class HeartbeatRequest(RequestBody):
     )
 
     battery_level: float | None = Field(default=None, ge=0, le=100)
-    wifi_strength: WholeNumber | None = Field(default=None, ge=-120, le=0, description="dBm")
+    wifi_strength: whole_number(-120, 0) | None = Field(default=None, description="dBm")
     app_version: str | None = Field(default=None, max_length=64)
-    uptime_seconds: WholeNumber | None = Field(default=None, ge=0, le=10**11)
+    uptime_seconds: whole_number(0, 10**11) | None = None
     extra: dict[str, Any] | None = Field(
         default=None,
         description="Free-form, bounded in size (EXTRA_MAX_BYTES) and nesting (EXTRA_MAX_DEPTH).",

@@ -127,4 +127,42 @@ def load_config(env: Mapping[str, str], instance_path: str) -> dict[str, Any]:
         "LOG_FORMAT": env_choice(env, "LOG_FORMAT", "console", ("console", "json")),
         "LOG_LEVEL": env_choice(env, "LOG_LEVEL", "info", LOG_LEVELS).upper(),
         "METRICS_TOKEN": env_str(env, "METRICS_TOKEN"),
+        **alert_settings(env),
+    }
+
+
+# --- Alerts (issue 15) ------------------------------------------------------------
+
+DEFAULT_ALERT_SCHEMES = (
+    "mailto,mailtos,json,jsons,slack,msteams,discord,tgram,ntfy,ntfys,pover,webhook,webhooks"
+)
+
+
+def env_list(env: Mapping[str, str], name: str, default: str) -> tuple[str, ...]:
+    """A comma-separated variable as a tuple of lower-case, non-empty items."""
+    raw = env_str(env, name, default) or ""
+    return tuple(item.strip().lower() for item in raw.split(",") if item.strip())
+
+
+def alert_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """The alerts' settings: channels, delivery and grouping (docs/alerts.md)."""
+    return {
+        "ALERT_ALLOWED_SCHEMES": env_list(env, "ALERT_ALLOWED_SCHEMES", DEFAULT_ALERT_SCHEMES),
+        "ALERT_ALLOW_PRIVATE_TARGETS": env_bool(env, "ALERT_ALLOW_PRIVATE_TARGETS", False),
+        "ALERT_DASHBOARD_URL": (
+            env_str(env, "ALERT_DASHBOARD_URL", "http://127.0.0.1:5000") or ""
+        ).rstrip("/"),
+        "ALERT_DELIVERY_INTERVAL_SECONDS": env_int(
+            env, "ALERT_DELIVERY_INTERVAL_SECONDS", 2, minimum=1
+        ),
+        "ALERT_GROUP_WAIT_SECONDS": env_int(env, "ALERT_GROUP_WAIT_SECONDS", 5),
+        "ALERT_RETRY_FOR_SECONDS": env_int(env, "ALERT_RETRY_FOR_SECONDS", 86_400, minimum=60),
+        "ALERT_CLAIM_TIMEOUT_SECONDS": env_int(env, "ALERT_CLAIM_TIMEOUT_SECONDS", 120, minimum=5),
+        "ALERT_SEND_TIMEOUT_SECONDS": env_int(env, "ALERT_SEND_TIMEOUT_SECONDS", 10, minimum=1),
+        "ALERT_MONITORING_GAP_SECONDS": env_int(
+            env, "ALERT_MONITORING_GAP_SECONDS", 180, minimum=10
+        ),
+        "ALERT_PREVIOUS_SECRET_KEYS": tuple(
+            key for key in (env_str(env, "ALERT_PREVIOUS_SECRET_KEYS") or "").split(",") if key
+        ),
     }

@@ -47,3 +47,10 @@ class Contention(FleetError):
 
     code = "contention"
     http_status = 503
+
+
+class NotFound(FleetError):
+    """A named thing other than a device (a channel, a rule, an incident) does not exist."""
+
+    code = "not_found"
+    http_status = 404

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Flask, current_app, has_app_context
 
+from fleet.services.alerts.service import run_alerts
 from fleet.services.sweep import run_sweep
 from fleet.timeutil import utcnow
 
@@ -30,3 +31,10 @@ def sweep_timeouts() -> dict[str, Any]:
     with app.app_context():
         report = run_sweep(utcnow(), runner="rq")
         return report.summary()
+
+
+def deliver_alerts() -> dict[str, Any]:
+    """The alerts' round: due incidents and reminders, then every notification that is due."""
+    app = _job_app()
+    with app.app_context():
+        return run_alerts(utcnow())

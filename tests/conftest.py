@@ -27,11 +27,16 @@ from fleet.extensions import db, limiter
 from fleet.models import Device
 from fleet.services import devices
 from fleet.timeutil import utcnow
+from jobs import embedded
 from tests import servers
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 ENROLLMENT_KEY = "test-enrollment-key"
-TABLES = "device_event, telemetry_sample, device, user_account, service_token, sweep_run, lease"
+TABLES = (
+    "device_event, telemetry_sample, device, user_account, service_token, sweep_run, lease, "
+    "alert_channel, alert_rule, alert_rule_channel, incident, incident_device, notification, "
+    "alert_log"
+)
 
 
 def unavailable(reason: str) -> None:
@@ -155,6 +160,8 @@ def make_app(app_env: dict[str, str]) -> Iterator[Callable[..., Flask]]:
 
     yield make
     for app in made:
+        # A loop left running would work on the next test's database.
+        embedded.stop_all(app)
         with app.app_context():
             db.session.remove()
             db.engine.dispose()

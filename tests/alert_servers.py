@@ -1,4 +1,4 @@
-"""Real receivers for the alerts' tests and benchmark: an SMTP server and an HTTP webhook receiver."""
+"""Real receivers for the alerts' tests and benchmark: an SMTP server, an HTTP webhook receiver."""
 
 from __future__ import annotations
 

@@ -103,7 +103,7 @@ def incident_message(kind: str, facts: IncidentFacts) -> dict[str, Any]:
     }
 
 
-def test_message(channel: str, now: datetime) -> dict[str, Any]:
+def channel_test_message(channel: str, now: datetime) -> dict[str, Any]:
     url = dashboard_url("/alerts/channels")
     return {
         "event": _EVENT[NotificationKind.TEST],

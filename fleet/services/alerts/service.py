@@ -26,7 +26,7 @@ def queue_test(name: str, actor: str | None, now: datetime) -> int:
     """Queue a test message to the channel; the delivery worker sends it. Returns its id."""
     channel = channels.get_channel(name)
     [notification_id] = outbox.queue(
-        [channel.id], NotificationKind.TEST, messages.test_message(channel.name, now), now
+        [channel.id], NotificationKind.TEST, messages.channel_test_message(channel.name, now), now
     )
     db.session.commit()
     log.info("channel_test_queued", channel=name, actor=actor, notification_id=notification_id)

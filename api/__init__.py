@@ -7,4 +7,4 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 # The hot path: its rate limits, access lines and metrics are handled apart.
 HEARTBEAT_ENDPOINT = "api.heartbeat"
 
-from api import admin, devices, openapi  # noqa: E402,F401  (routes register on import)
+from api import admin, alerts, devices, openapi  # noqa: E402,F401  (routes register on import)

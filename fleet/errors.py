@@ -54,3 +54,10 @@ class NotFound(FleetError):
 
     code = "not_found"
     http_status = 404
+
+
+class StateConflict(FleetError):
+    """Not in a state that allows the action (e.g. acknowledging a resolved incident)."""
+
+    code = "invalid_state"
+    http_status = 409

@@ -220,6 +220,11 @@ def channels_named(names: list[str] | tuple[str, ...]) -> list[AlertChannel]:
     return [get_channel(name) for name in names]
 
 
+def channel_names() -> dict[int, str]:
+    """Every channel's name by id."""
+    return dict(db.session.execute(select(AlertChannel.id, AlertChannel.name)).all())
+
+
 def list_channels() -> list[ChannelInfo]:
     """Every channel, masked, with its delivery health."""
     rows = db.session.execute(select(AlertChannel).order_by(AlertChannel.name)).scalars()

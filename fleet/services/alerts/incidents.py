@@ -25,7 +25,7 @@ from fleet.alert_models import (
     NotificationKind,
     RuleKind,
 )
-from fleet.errors import InvalidInput, NotFound
+from fleet.errors import InvalidInput, NotFound, StateConflict
 from fleet.extensions import db
 from fleet.models import Device
 from fleet.rules import Status
@@ -244,7 +244,7 @@ def acknowledge(incident_id: int, actor: str, note: str | None, now: datetime) -
         .execution_options(synchronize_session=False)
     ).rowcount
     if not changed:
-        raise InvalidInput(
+        raise StateConflict(
             f"incident {incident_id} is {incident.state}; only an open one can be acknowledged",
             {"state": incident.state},
         )
@@ -260,8 +260,13 @@ def acknowledge(incident_id: int, actor: str, note: str | None, now: datetime) -
     return get_incident(incident_id)
 
 
+# Ids beyond a 63-bit integer cannot exist; asking the database would overflow.
+MAX_ID = 2**63 - 1
+
+
 def get_incident(incident_id: int) -> Incident:
-    incident = db.session.get(Incident, incident_id)
+    """The incident, or NotFound."""
+    incident = db.session.get(Incident, incident_id) if 0 < incident_id <= MAX_ID else None
     if incident is None:
         raise NotFound(f"no incident {incident_id}", {"incident": incident_id})
     return incident
@@ -272,6 +277,13 @@ class IncidentView:
     incident: Incident
     device_uids: list[str]
     notifications: list[Notification]
+
+
+def acknowledge_view(incident_id: int, actor: str, note: str | None, now: datetime) -> IncidentView:
+    """`acknowledge`, answered with the incident's devices and notifications."""
+    incident = acknowledge(incident_id, actor, note, now)
+    uids = _member_uids([incident.id]).get(incident.id, [])
+    return IncidentView(incident, uids, outbox.delivery_states([incident.id]).get(incident.id, []))
 
 
 STATE_ORDER = {IncidentState.OPEN: 0, IncidentState.ACKNOWLEDGED: 1, IncidentState.PENDING: 2}

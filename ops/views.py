@@ -7,7 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from api import HEARTBEAT_ENDPOINT
 from api.auth import bearer_token
-from fleet import metrics
+from fleet import alert_metrics, metrics
 from fleet.context import current_request
 from fleet.health import readiness
 from fleet.logs import elapsed_seconds
@@ -47,7 +47,8 @@ def prometheus_metrics():
                 mimetype="text/plain",
                 headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
             )
-    return Response(metrics.render_latest(), content_type=CONTENT_TYPE_LATEST)
+    body = metrics.render_latest() + alert_metrics.exposition()
+    return Response(body, content_type=CONTENT_TYPE_LATEST)
 
 
 @bp.after_app_request

@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("dashboard", __name__)
 
-from dashboard import auth, devices, display, fleet  # noqa: E402,F401  (routes register on import)
+from dashboard import alerts, auth, devices, display, fleet  # noqa: E402,F401  (routes register on import)

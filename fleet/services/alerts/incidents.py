@@ -337,17 +337,26 @@ def firing_site_incidents(sites: set[str]) -> dict[str, int]:
     return {row.site: row.id for row in rows}
 
 
-def open_incident_by_device(device_ids: list[int]) -> dict[int, Incident]:
-    """For the grid: each device's newest firing incident (its own, or its site's outage)."""
-    if not device_ids:
-        return {}
+@dataclass(frozen=True)
+class DeviceIncident:
+    id: int
+    state: str
+    kind: str
+
+
+def firing_by_device() -> dict[int, DeviceIncident]:
+    """For the grid: each device's newest firing incident (its own, or its site's outage).
+
+    One query over the firing incidents' members: proportional to the devices
+    that are down, not to the fleet.
+    """
     rows = db.session.execute(
-        select(IncidentDevice.device_id, Incident)
+        select(IncidentDevice.device_id, Incident.id, Incident.state, Incident.kind)
         .join(Incident, Incident.id == IncidentDevice.incident_id)
-        .where(IncidentDevice.device_id.in_(device_ids), Incident.state.in_(FIRING_STATES))
+        .where(Incident.state.in_(FIRING_STATES))
         .order_by(Incident.id)
     )
-    return {row.device_id: row.Incident for row in rows}
+    return {row.device_id: DeviceIncident(row.id, row.state, row.kind) for row in rows}
 
 
 def pending_notifications() -> int:

@@ -16,7 +16,7 @@ from jobs.tasks import deliver_alerts, sweep_timeouts
 cron.register(
     sweep_timeouts,
     queue_name=QUEUE,
-    interval=env_int(os.environ, "SWEEP_INTERVAL_SECONDS", 60, minimum=1),
+    interval=env_int(os.environ, "SWEEP_INTERVAL_SECONDS", 5, minimum=1),
     # Under the sweep lock's 300 s expiry, so a stuck job dies before its lock lapses.
     job_timeout=240,
     result_ttl=3600,

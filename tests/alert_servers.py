@@ -81,6 +81,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    at: float = field(default_factory=time.time)  # wall clock when it arrived
 
     def json(self) -> dict[str, Any]:
         return json.loads(self.body)

@@ -159,28 +159,35 @@ def _note_gap(rules: list[Rule], late: dict[int, float], now: datetime) -> None:
 
 
 def _evaluate_sites(rules: list[Rule], devices: dict[int, Any], now: datetime, quiet: bool) -> None:
-    sites = {device.site for device in devices.values() if device.site}
-    if not rules or not sites:
+    """Open, grow or resolve each touched site's outage incident, per site-outage rule."""
+    down: dict[str, list[int]] = {}
+    for device in devices.values():
+        if device.site:
+            changed = down.setdefault(device.site, [])
+            if device.status != Status.CONNECTED:
+                changed.append(device.id)
+    if not rules or not down:
         return
-    counts = _site_counts(sites)
-    active = _active_incidents([r.id for r in rules], [incidents.site_subject(s) for s in sites])
+    counts = _site_counts(set(down))
+    active = _active_incidents([r.id for r in rules], [incidents.site_subject(s) for s in down])
+    with_device_incidents = incidents.sites_with_device_incidents(set(down))
+    growing: dict[str, int] = {}
     for rule in rules:
-        for site in sorted(sites):
+        to_open: dict[str, int] = {}
+        for site in sorted(down):
             if (rule.site and rule.site != site) or site not in counts:
                 continue
-            total, down = counts[site]
+            total, silent = counts[site]
             incident = active.get((rule.id, incidents.site_subject(site)))
-            if rule.site_is_out(total, down) and incident is None:
-                _open_site(rule, site, now, quiet)
-            elif rule.site_is_out(total, down):
-                changed = [
-                    d.id
-                    for d in devices.values()
-                    if d.site == site and d.status != Status.CONNECTED
-                ]
-                incidents.add_members(incident.id, changed, now)
+            if rule.site_is_out(total, silent) and incident is None:
+                to_open[site] = total
+            elif rule.site_is_out(total, silent):
+                growing[site] = incident.id
             elif incident is not None:
                 _resolve_site(incident, rule, now)
+        _open_sites(rule, to_open, now, quiet, with_device_incidents)
+    silent_now = [device_id for site in growing for device_id in down[site]]
+    incidents.add_members_by_site(list(growing.values()), silent_now, now)
 
 
 def _site_counts(sites: set[str]) -> dict[str, tuple[int, int]]:
@@ -207,25 +214,42 @@ def _active_incidents(rule_ids: list[int], subjects: list[str]) -> dict[tuple[in
     return {(row.rule_id, row.subject): row for row in rows}
 
 
-def _down_in_site(site: str) -> list[int]:
-    return list(
-        db.session.execute(
-            select(Device.id).where(
-                Device.site == site,
-                Device.status != Status.CONNECTED,
-                Device.last_heartbeat_at.is_not(None),
-            )
-        ).scalars()
-    )
-
-
-def _open_site(rule: Rule, site: str, now: datetime, quiet: bool) -> None:
-    incident_id = incidents.open_incident(rule, now, site=site, quiet=quiet)
-    if incident_id is None:
+def _open_sites(
+    rule: Rule, sizes: dict[str, int], now: datetime, quiet: bool, with_device_incidents: set[str]
+) -> None:
+    """Open the outage incidents of these sites for one rule, a statement per step, not per site."""
+    rows = [incidents.incident_values(rule, now, site=site, quiet=quiet) for site in sizes]
+    opened = _inserted_by_site(rows, sizes)
+    named = incidents.name_silent_devices(list(opened.values()), now)
+    if rule.for_seconds or not opened:
         return
-    incidents.add_members(incident_id, _down_in_site(site), now)
-    if rule.for_seconds == 0:
-        _site_fires(incident_id, rule, site, now, quiet)
+    for site, incident_id in opened.items():
+        if site in with_device_incidents:
+            incidents.fold_into(incident_id, site, now)
+    uids = incidents.first_member_uids(list(opened.values()))
+    facts = [
+        messages.IncidentFacts(
+            id=incident_id,
+            rule=rule.name,
+            kind=rule.kind,
+            site=site,
+            device_uids=uids.get(incident_id, []),
+            device_count=named[incident_id],
+            site_size=sizes[site],
+            opened_at=now,
+        )
+        for site, incident_id in opened.items()
+    ]
+    incidents.fire_many(rule, facts, now, 0, quiet)
+
+
+def _inserted_by_site(rows: list[dict[str, Any]], sizes: dict[str, int]) -> dict[str, int]:
+    inserted = incidents.insert_incidents(rows)
+    return {
+        site: inserted[incidents.site_subject(site)]
+        for site in sizes
+        if incidents.site_subject(site) in inserted
+    }
 
 
 def _site_fires(incident_id: int, rule: Rule, site: str, now: datetime, quiet: bool) -> None:
@@ -279,12 +303,18 @@ def _evaluate_devices(
 ) -> None:
     if not rules or not devices:
         return
-    latest = {event.device_id: event for event in changes if event.device_id in devices}
+    firing_sites = incidents.firing_site_incidents({d.site for d in devices.values() if d.site})
+    latest = {
+        event.device_id: event
+        for event in changes
+        if event.device_id in devices and not _folded(devices[event.device_id], event, firing_sites)
+    }
+    if not latest:
+        return
     active = _active_incidents(
         [rule.id for rule in rules], [incidents.device_subject(i) for i in latest]
     )
     flapping = _flapping_now(rules, latest, changes, now)
-    firing_sites = incidents.firing_site_incidents({d.site for d in devices.values() if d.site})
     for device_id, event in latest.items():
         device = devices[device_id]
         for rule in rules:
@@ -300,6 +330,15 @@ def _evaluate_devices(
                 _open_device(rule, device, now, quiet=quiet, firing_sites=firing_sites)
             elif not holds and incident is not None and rule.kind != RuleKind.FLAPPING:
                 incidents.resolve(incident.id, rule, now)
+
+
+def _folded(device: Any, event: Any, firing_sites: dict[str, int]) -> bool:
+    """A device gone silent in a site with a firing outage: the site stage already named it.
+
+    Nothing is left to decide for it here (no incident of its own opens, none
+    can end while it is silent), so a power cut's thousand devices cost nothing.
+    """
+    return bool(device.site) and device.site in firing_sites and event.to_status != Status.CONNECTED
 
 
 def _flapping_now(
@@ -345,9 +384,8 @@ def _open_device(
         return
     incidents.add_members(incident_id, [device.id], now)
     if rule.for_seconds == 0:
-        incidents.fire(
-            incident_id, rule, now, incidents.group_wait() if delay is None else delay, quiet
-        )
+        wait = incidents.group_wait() if delay is None else delay
+        incidents.fire(incident_id, rule, now, wait, quiet)
 
 
 # --- what time alone triggers -------------------------------------------------------

@@ -6,12 +6,14 @@ race to resolve one incident exactly one of them queues the recovery notice.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Integer, exists, func, insert, literal, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from fleet.alert_models import (
     ACTIVE_STATES,
@@ -32,6 +34,7 @@ from fleet.rules import Status
 from fleet.services.alerts import messages, outbox
 from fleet.services.alerts.audit import write_log
 from fleet.services.alerts.ruleset import Rule
+from fleet.timeutil import UTCDateTime
 
 MAX_NOTE = 1000
 
@@ -44,6 +47,55 @@ def site_subject(site: str) -> str:
     return f"site:{site}"
 
 
+def incident_values(
+    rule: Rule,
+    now: datetime,
+    *,
+    site: str | None,
+    device_id: int | None = None,
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """The row of a new incident: pending while the rule's --for runs, else open."""
+    pending = rule.for_seconds > 0
+    return {
+        "rule_id": rule.id,
+        "rule_name": rule.name,
+        "kind": rule.kind,
+        "subject": device_subject(device_id) if device_id is not None else site_subject(site or ""),
+        "site": site,
+        "device_id": device_id,
+        "parent_id": None,
+        "state": IncidentState.PENDING if pending else IncidentState.OPEN,
+        "started_at": now,
+        "fires_at": now + timedelta(seconds=rule.for_seconds) if pending else None,
+        "opened_at": None if pending else now,
+        "quiet": quiet,
+        "next_reminder_at": None if pending else _first_reminder(rule, now),
+    }
+
+
+def insert_incidents(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Insert incidents in one statement; returns the new ids by subject.
+
+    A row whose rule and subject already have an active incident is skipped
+    (ON CONFLICT DO NOTHING on the partial unique index), so two writers racing
+    to open the same incident end with one, and the status change around the
+    loser still commits.
+    """
+    if not rows:
+        return {}
+    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(Incident)
+        .values(rows)
+        .on_conflict_do_nothing(
+            index_elements=["rule_id", "subject"], index_where=text("state != 'resolved'")
+        )
+        .returning(Incident.id, Incident.subject)
+    )
+    return {row.subject: row.id for row in db.session.execute(statement)}
+
+
 def open_incident(
     rule: Rule,
     now: datetime,
@@ -51,38 +103,10 @@ def open_incident(
     site: str | None,
     device_id: int | None = None,
     quiet: bool = False,
-    parent_id: int | None = None,
 ) -> int | None:
-    """Insert an incident (pending while the rule's --for runs); None when one is already active.
-
-    The partial unique index on (rule, subject) of active incidents decides a
-    race between two writers; on PostgreSQL the loser's insert runs in a
-    savepoint so the status change around it still commits.
-    """
-    pending = rule.for_seconds > 0
-    values = {
-        "rule_id": rule.id,
-        "rule_name": rule.name,
-        "kind": rule.kind,
-        "subject": device_subject(device_id) if device_id is not None else site_subject(site or ""),
-        "site": site,
-        "device_id": device_id,
-        "parent_id": parent_id,
-        "state": IncidentState.PENDING if pending else IncidentState.OPEN,
-        "started_at": now,
-        "fires_at": now + timedelta(seconds=rule.for_seconds) if pending else None,
-        "opened_at": None if pending else now,
-        "quiet": quiet,
-        "next_reminder_at": None if pending or parent_id else _first_reminder(rule, now),
-    }
-    statement = insert(Incident).values(**values).returning(Incident.id)
-    if db.session.get_bind().dialect.name != "postgresql":
-        return db.session.execute(statement).scalar_one()
-    try:
-        with db.session.begin_nested():
-            return db.session.execute(statement).scalar_one()
-    except IntegrityError:
-        return None
+    """Open (or start pending) one incident; None when one is already active for its subject."""
+    values = incident_values(rule, now, site=site, device_id=device_id, quiet=quiet)
+    return insert_incidents([values]).get(values["subject"])
 
 
 def _first_reminder(rule: Rule, now: datetime) -> datetime | None:
@@ -90,34 +114,92 @@ def _first_reminder(rule: Rule, now: datetime) -> datetime | None:
 
 
 def add_members(incident_id: int, device_ids: list[int], now: datetime) -> None:
-    """Name these devices in the incident (those already named are left alone)."""
+    """Name these devices in the incident (those already named are left alone).
+
+    One INSERT ... SELECT whatever the number of devices: a site outage names
+    hundreds at once, and a statement per row would cost more than the sweep.
+    """
     if not device_ids:
         return
-    present = set(
-        db.session.execute(
-            select(IncidentDevice.device_id).where(
-                IncidentDevice.incident_id == incident_id,
-                IncidentDevice.device_id.in_(device_ids),
-            )
-        ).scalars()
+    named = select(IncidentDevice.device_id).where(
+        IncidentDevice.incident_id == incident_id, IncidentDevice.device_id == Device.id
     )
-    rows = [
-        {"incident_id": incident_id, "device_id": device_id, "added_at": now}
-        for device_id in dict.fromkeys(device_ids)
-        if device_id not in present
-    ]
-    if rows:
-        db.session.execute(insert(IncidentDevice), rows)
+    chosen = select(
+        literal(incident_id, type_=Integer()), Device.id, literal(now, type_=UTCDateTime())
+    ).where(Device.id.in_(device_ids), ~exists(named))
+    db.session.execute(insert(IncidentDevice).from_select(MEMBER_COLUMNS, chosen))
+
+
+MEMBER_COLUMNS = ["incident_id", "device_id", "added_at"]
+
+
+def add_members_by_site(incident_ids: list[int], device_ids: list[int], now: datetime) -> None:
+    """Name each of these devices in whichever of these site incidents is its site's: one INSERT."""
+    if not incident_ids or not device_ids:
+        return
+    named = select(IncidentDevice.device_id).where(
+        IncidentDevice.incident_id == Incident.id, IncidentDevice.device_id == Device.id
+    )
+    chosen = (
+        select(Incident.id, Device.id, literal(now, type_=UTCDateTime()))
+        .join(Incident, Incident.site == Device.site)
+        .where(Incident.id.in_(incident_ids), Device.id.in_(device_ids), ~exists(named))
+    )
+    db.session.execute(insert(IncidentDevice).from_select(MEMBER_COLUMNS, chosen))
+
+
+def name_silent_devices(incident_ids: list[int], now: datetime) -> Counter[int]:
+    """Name in each new site incident every device of its site that is not connected.
+
+    One INSERT ... SELECT for all the sites; returns how many each incident names.
+    """
+    if not incident_ids:
+        return Counter()
+    chosen = (
+        select(Incident.id, Device.id, literal(now, type_=UTCDateTime()))
+        .join(Incident, Incident.site == Device.site)
+        .where(
+            Incident.id.in_(incident_ids),
+            Device.status != Status.CONNECTED,
+            Device.last_heartbeat_at.is_not(None),
+        )
+    )
+    statement = insert(IncidentDevice).from_select(MEMBER_COLUMNS, chosen)
+    named = db.session.execute(statement.returning(IncidentDevice.incident_id)).scalars()
+    return Counter(named)
+
+
+def first_member_uids(incident_ids: list[int]) -> dict[int, list[str]]:
+    """The uids each incident's message names: its first few, by uid (one query)."""
+    if not incident_ids:
+        return {}
+    ranked = (
+        select(
+            IncidentDevice.incident_id,
+            Device.uid,
+            func.row_number()
+            .over(partition_by=IncidentDevice.incident_id, order_by=Device.uid)
+            .label("rank"),
+        )
+        .join(Device, Device.id == IncidentDevice.device_id)
+        .where(IncidentDevice.incident_id.in_(incident_ids))
+        .subquery()
+    )
+    rows = db.session.execute(
+        select(ranked.c.incident_id, ranked.c.uid)
+        .where(ranked.c.rank <= messages.SHOWN_DEVICES)
+        .order_by(ranked.c.incident_id, ranked.c.uid)
+    )
+    found: dict[int, list[str]] = {}
+    for row in rows:
+        found.setdefault(row.incident_id, []).append(row.uid)
+    return found
 
 
 def facts_of(incident_id: int, *, still_down: list[str] | None = None) -> messages.IncidentFacts:
     """What a message about the incident says, read now."""
     incident = db.session.get(Incident, incident_id)
-    members = select(Device.uid).join(IncidentDevice, IncidentDevice.device_id == Device.id)
-    members = members.where(IncidentDevice.incident_id == incident_id)
-    uids = list(
-        db.session.execute(members.order_by(Device.uid).limit(messages.SHOWN_DEVICES)).scalars()
-    )
+    uids = first_member_uids([incident_id]).get(incident_id, [])
     count = db.session.execute(
         select(func.count())
         .select_from(IncidentDevice)
@@ -144,9 +226,16 @@ def facts_of(incident_id: int, *, still_down: list[str] | None = None) -> messag
     )
 
 
-def announce(incident_id: int, rule: Rule, kind: str, now: datetime, delay: float = 0) -> None:
+def announce(
+    incident_id: int,
+    rule: Rule,
+    kind: str,
+    now: datetime,
+    delay: float = 0,
+    facts: messages.IncidentFacts | None = None,
+) -> None:
     """Queue the incident's `kind` message to each of its rule's channels."""
-    payload = messages.incident_message(kind, facts_of(incident_id))
+    payload = messages.incident_message(kind, facts or facts_of(incident_id))
     outbox.queue(rule.channel_ids, kind, payload, now, incident_id=incident_id, delay_seconds=delay)
 
 
@@ -211,18 +300,35 @@ def resolve(
 
 
 def fire(
-    incident_id: int, rule: Rule, now: datetime, delay: float = 0, quiet: bool = False
+    incident_id: int,
+    rule: Rule,
+    now: datetime,
+    delay: float = 0,
+    quiet: bool = False,
+    facts: messages.IncidentFacts | None = None,
 ) -> None:
     """An incident that just opened: logged, and announced unless it is quiet."""
-    write_log(
-        AlertLogKind.INCIDENT_OPENED,
-        f"incident {incident_id} opened by rule {rule.name}",
-        None,
-        now,
-        incident_id=incident_id,
-    )
-    if not quiet:
-        announce(incident_id, rule, NotificationKind.OPENED, now, delay)
+    fire_many(rule, [facts or facts_of(incident_id)], now, delay, quiet)
+
+
+def fire_many(
+    rule: Rule, opened: list[messages.IncidentFacts], now: datetime, delay: float, quiet: bool
+) -> None:
+    """Incidents of one rule that just opened: each logged, all announced in one INSERT."""
+    for facts in opened:
+        write_log(
+            AlertLogKind.INCIDENT_OPENED,
+            f"incident {facts.id} opened by rule {rule.name}",
+            None,
+            now,
+            incident_id=facts.id,
+        )
+    if quiet:
+        return
+    payloads = [
+        (facts.id, messages.incident_message(NotificationKind.OPENED, facts)) for facts in opened
+    ]
+    outbox.queue_many(rule.channel_ids, NotificationKind.OPENED, payloads, now, delay)
 
 
 def acknowledge(incident_id: int, actor: str, note: str | None, now: datetime) -> Incident:
@@ -321,6 +427,23 @@ def _member_uids(incident_ids: list[int]) -> dict[int, list[str]]:
     for row in rows:
         found.setdefault(row.incident_id, []).append(row.uid)
     return found
+
+
+def sites_with_device_incidents(sites: set[str]) -> set[str]:
+    """Which of these sites have active device incidents not yet folded into an outage."""
+    if not sites:
+        return set()
+    rows = db.session.execute(
+        select(Incident.site)
+        .where(
+            Incident.site.in_(sites),
+            Incident.kind != RuleKind.SITE_OUTAGE,
+            Incident.parent_id.is_(None),
+            Incident.state.in_(ACTIVE_STATES),
+        )
+        .distinct()
+    )
+    return set(rows.scalars())
 
 
 def firing_site_incidents(sites: set[str]) -> dict[str, int]:

@@ -53,6 +53,18 @@ def queue(
     delay_seconds: float = 0,
 ) -> list[int]:
     """Add one notification per channel to the current transaction; returns their ids."""
+    return queue_many(channel_ids, kind, [(incident_id, payload)], now, delay_seconds)
+
+
+def queue_many(
+    channel_ids: Iterable[int],
+    kind: str,
+    payloads: list[tuple[int | None, dict[str, Any]]],
+    now: datetime,
+    delay_seconds: float = 0,
+) -> list[int]:
+    """One notification per channel and (incident, payload), in one INSERT; returns their ids."""
+    due = now + timedelta(seconds=delay_seconds)
     rows = [
         {
             "incident_id": incident_id,
@@ -61,14 +73,15 @@ def queue(
             "payload": payload,
             "state": DeliveryState.QUEUED,
             "attempts": 0,
-            "next_attempt_at": now + timedelta(seconds=delay_seconds),
+            "next_attempt_at": due,
             "created_at": now,
         }
+        for incident_id, payload in payloads
         for channel_id in channel_ids
     ]
     if not rows:
         return []
-    result = db.session.execute(insert(Notification).returning(Notification.id), rows)
+    result = db.session.execute(insert(Notification).values(rows).returning(Notification.id))
     return list(result.scalars())
 
 

@@ -60,9 +60,11 @@ def _devices_line(uids: list[str], count: int) -> str:
     return shown + (f" and {more} more" if more > 0 else "")
 
 
-def _subject(facts: IncidentFacts) -> str:
+def _subject(facts: IncidentFacts, kind: str) -> str:
     if facts.kind == RuleKind.SITE_OUTAGE:
         of = f" of {facts.site_size}" if facts.site_size else ""
+        if kind == NotificationKind.RESOLVED:
+            return f"site outage at {facts.site} is over ({facts.device_count}{of} were down)"
         return f"site outage at {facts.site}: {facts.device_count}{of} devices not connected"
     uid = facts.device_uids[0] if facts.device_uids else "a device"
     where = f" at {facts.site}" if facts.site else ""
@@ -87,7 +89,7 @@ def incident_message(kind: str, facts: IncidentFacts) -> dict[str, Any]:
     lines.append(f"Dashboard: {url}")
     return {
         "event": _EVENT[kind],
-        "title": f"[Pulseboard] {label}: {_subject(facts)}",
+        "title": f"[Pulseboard] {label}: {_subject(facts, kind)}",
         "message": "\n".join(lines),
         "url": url,
         "incident": {

@@ -236,3 +236,14 @@ def unlimited_client(app: Flask) -> FlaskClient:
     app.config["RATELIMIT_ENABLED"] = False
     limiter.enabled = False
     return app.test_client()
+
+
+@pytest.fixture
+def receiver(app: Flask) -> Iterator[Any]:
+    """A real webhook receiver on a loopback port; channels may point at it."""
+    from tests.alert_servers import WebhookReceiver
+
+    app.config["ALERT_ALLOW_PRIVATE_TARGETS"] = True
+    server = WebhookReceiver().start()
+    yield server
+    server.stop()

@@ -5,23 +5,13 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
-import pytest
 from playwright.sync_api import Page, expect
 
 from fleet.services.alerts import channels, outbox, ruleset
 from fleet.services.alerts.ruleset import RuleSpec
 from fleet.services.sweep import enforce_timeouts
 from fleet.timeutil import utcnow
-from tests.alert_servers import WebhookReceiver
 from tests.browser.test_fleet_page import LIVE, log_in
-
-
-@pytest.fixture
-def receiver(app):
-    app.config["ALERT_ALLOW_PRIVATE_TARGETS"] = True
-    server = WebhookReceiver().start()
-    yield server
-    server.stop()
 
 
 def test_an_operator_acknowledges_an_incident_with_a_note(

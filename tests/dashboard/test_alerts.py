@@ -8,17 +8,8 @@ from fleet.services.alerts import channels, outbox, ruleset
 from fleet.services.alerts.ruleset import RuleSpec
 from fleet.services.sweep import enforce_timeouts
 from fleet.timeutil import utcnow
-from tests.alert_servers import WebhookReceiver
 
 SECRET_URL = "jsons://bot:hunter2@hooks.example.com/pulseboard"
-
-
-@pytest.fixture
-def receiver(app):
-    app.config["ALERT_ALLOW_PRIVATE_TARGETS"] = True
-    server = WebhookReceiver().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -127,6 +127,13 @@ class DeliveryReport:
     lost_races: int = 0
     errors: list[str] = field(default_factory=list)
 
+    def record(self, state: str, error: str | None) -> None:
+        """Count one send's outcome here and in the Prometheus counter."""
+        setattr(self, state, getattr(self, state) + 1)
+        if error is not None:
+            self.errors.append(error)
+        alert_metrics.record_delivery(state)
+
     def summary(self) -> dict[str, int]:
         return {
             "sent": self.sent,
@@ -186,8 +193,17 @@ def deliver_one(
     payload, kind, attempts, created_at = row.payload, row.kind, row.attempts, row.created_at
     db.session.commit()  # nothing held open while the network call runs
     error = senders.send(channel, payload, notification_id) if channel else "channel removed"
-    _finish(notification_id, row.channel_id, worker, error, kind, attempts, created_at, now)
-    _count(report, error, kind, attempts, created_at, now)
+    state = _outcome(error, kind, created_at, now)
+    _finish(notification_id, row.channel_id, worker, error, state, attempts, now)
+    report.record(state, error)
+    log.info(
+        "notification_delivered" if error is None else "notification_failed",
+        notification_id=notification_id,
+        kind=kind,
+        attempts=attempts,
+        error=error,
+        state=state,
+    )
     return error
 
 
@@ -213,11 +229,16 @@ def retry_delay(attempts: int) -> float:
     return min(FIRST_RETRY_SECONDS * 2 ** max(0, attempts - 1), MAX_RETRY_GAP_SECONDS)
 
 
-def _gives_up(kind: str, created_at: datetime, now: datetime) -> bool:
+def _outcome(error: str | None, kind: str, created_at: datetime, now: datetime) -> str:
+    """sent, retrying, or failed for good."""
+    if error is None:
+        return DeliveryState.SENT
     # A test is answered at once, on the page or in the terminal: it is never retried.
     if kind == NotificationKind.TEST:
-        return True
-    return (now - created_at).total_seconds() >= current_app.config["ALERT_RETRY_FOR_SECONDS"]
+        return DeliveryState.FAILED
+    elapsed = (now - created_at).total_seconds()
+    gives_up = elapsed >= current_app.config["ALERT_RETRY_FOR_SECONDS"]
+    return DeliveryState.FAILED if gives_up else DeliveryState.RETRYING
 
 
 def _finish(
@@ -225,18 +246,17 @@ def _finish(
     channel_id: int,
     worker: str,
     error: str | None,
-    kind: str,
+    state: str,
     attempts: int,
-    created_at: datetime,
     now: datetime,
 ) -> None:
+    """Record the outcome on the row (if this worker still holds it) and on the channel."""
     if error is None:
-        values: dict[str, Any] = {"state": DeliveryState.SENT, "sent_at": now, "last_error": None}
+        values: dict[str, Any] = {"state": state, "sent_at": now, "last_error": None}
         health: dict[str, Any] = {"consecutive_failures": 0, "last_success_at": now}
     else:
-        gives_up = _gives_up(kind, created_at, now)
         values = {
-            "state": DeliveryState.FAILED if gives_up else DeliveryState.RETRYING,
+            "state": state,
             "last_error": error,
             "next_attempt_at": now + timedelta(seconds=retry_delay(attempts)),
         }
@@ -264,35 +284,6 @@ def _finish(
     db.session.commit()
     if finished.rowcount != 1:
         log.warning("notification_taken_over", notification_id=notification_id, worker=worker)
-    log.info(
-        "notification_delivered" if error is None else "notification_failed",
-        notification_id=notification_id,
-        kind=kind,
-        attempts=attempts,
-        error=error,
-        state=values["state"],
-    )
-
-
-def _count(
-    report: DeliveryReport,
-    error: str | None,
-    kind: str,
-    attempts: int,
-    created_at: datetime,
-    now: datetime,
-) -> None:
-    if error is None:
-        report.sent += 1
-        alert_metrics.record_delivery("sent")
-    elif _gives_up(kind, created_at, now):
-        report.failed += 1
-        report.errors.append(error)
-        alert_metrics.record_delivery("failed")
-    else:
-        report.retrying += 1
-        report.errors.append(error)
-        alert_metrics.record_delivery("retrying")
 
 
 def delivery_states(incident_ids: list[int]) -> dict[int, list[Notification]]:

@@ -35,13 +35,6 @@ def smtp() -> Iterator[SmtpInbox]:
 
 
 @pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def hook(receiver: WebhookReceiver) -> str:
     """A webhook channel named `hook` to the receiver; returns its signing secret."""
     channels.add_channel("hook", receiver.url() + "?secret=s3cret", "admin@example.com", T0)

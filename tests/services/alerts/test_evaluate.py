@@ -16,6 +16,17 @@ def notifications() -> list[Notification]:
     return list(db.session.execute(select(Notification).order_by(Notification.id)).scalars())
 
 
+def record_disconnection(device, seconds: float) -> None:
+    """A connected -> disconnected event at T0 + seconds, as the sweep would write it."""
+    from fleet.services.events import record_events, status_event
+
+    event = status_event(
+        device.id, device.uid, "connected", "disconnected",
+        reason="test", source="system", now=at(seconds), age=seconds,
+    )  # fmt: skip
+    record_events([event])
+
+
 def incidents() -> list[Incident]:
     db.session.expire_all()
     return list(db.session.execute(select(Incident).order_by(Incident.id)).scalars())
@@ -72,24 +83,9 @@ def test_a_device_never_seen_online_raises_nothing(app, hook, add_rule, receiver
 
 
 def test_a_rollback_of_the_change_leaves_no_incident_and_no_message(fleet, hook, add_rule):
-    from fleet.services.events import record_events, status_event
-
     [device] = fleet("lobby", 1)
     add_rule()
-    record_events(
-        [
-            status_event(
-                device.id,
-                device.uid,
-                "connected",
-                "disconnected",
-                reason="test",
-                source="system",
-                now=at(301),
-                age=301,
-            )
-        ]
-    )
+    record_disconnection(device, 301)
     db.session.rollback()
     assert incidents() == [] and notifications() == []
 
@@ -122,25 +118,11 @@ def test_device_incidents_opened_before_the_outage_fold_into_it(fleet, hook, add
     from sqlalchemy import update
 
     from fleet.models import Device
-    from fleet.services.events import record_events, status_event
 
     db.session.execute(
         update(Device).where(Device.id == devices[0].id).values(status="disconnected")
     )
-    record_events(
-        [
-            status_event(
-                devices[0].id,
-                devices[0].uid,
-                "connected",
-                "disconnected",
-                reason="t",
-                source="system",
-                now=at(200),
-                age=200,
-            )
-        ]
-    )
+    record_disconnection(devices[0], 200)
     db.session.commit()
     # ...then the rest of the site goes: the site incident takes its device in.
     enforce_timeouts(at(301))

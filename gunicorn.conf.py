@@ -29,7 +29,7 @@ keepalive = 5
 # (Debian 12's): gunicorn touches its worker heartbeat file on every turn of a
 # worker's loop (its docs warn this can block a worker on disk), and the metrics
 # below are memory-mapped files. On disk the kernel journals and writes them back
-# all the time: about 0.4 ms of kernel CPU per heartbeat here (docs/benchmarks.md).
+# all the time, in kernel CPU that every heartbeat pays (docs/benchmarks.md).
 _memory_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 worker_tmp_dir = _memory_dir
 # The app writes one structured access line per request (fleet/logs.py).

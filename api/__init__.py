@@ -1,10 +1,7 @@
-"""The JSON API: device endpoints, admin endpoints, error handlers, OpenAPI."""
+"""The JSON API: admin endpoints, error handlers, OpenAPI (the device endpoints: device_api/)."""
 
 from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
-# The hot path: its rate limits, access lines and metrics are handled apart.
-HEARTBEAT_ENDPOINT = "api.heartbeat"
-
-from api import admin, alerts, devices, openapi  # noqa: E402,F401  (routes register on import)
+from api import admin, alerts, openapi  # noqa: E402,F401  (routes register on import)

@@ -13,7 +13,6 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from flask import jsonify, request
-from flask_limiter.util import get_remote_address
 from pydantic import BaseModel, ValidationError
 
 from api import bp
@@ -35,14 +34,13 @@ from api.admin_schemas import (
     device_out,
     reconnect_out,
 )
-from api.auth import bearer_token
+from api.auth import bearer_token, refuse_credentials
 from api.body import parse_body
-from api.devices import bad_credential_limits, was_refused
 from api.errors import invalid_fields
 from api.spec import describe
-from fleet.errors import FleetError, Forbidden, Unauthorized
-from fleet.extensions import limiter
-from fleet.services import devices, pings, queries, service_tokens
+from fleet import ratelimits
+from fleet.errors import FleetError, Forbidden
+from fleet.services import device_state, pings, queries, reconnects, service_tokens
 from fleet.services.service_tokens import ServiceIdentity
 from fleet.timeutil import utcnow
 
@@ -64,19 +62,16 @@ def authenticated_service() -> ServiceIdentity | None:
     return cached
 
 
-def has_valid_service() -> bool:
-    return authenticated_service() is not None
-
-
 def require_service(scope: str) -> Callable[[View], View]:
     """Admit only a valid service token holding `scope`; failed credentials count per address."""
 
     def decorate(view: View) -> View:
         @wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
+            ratelimits.refuse_a_flooding_address(request.remote_addr)
             identity = authenticated_service()
             if identity is None:
-                raise Unauthorized("missing, unknown or revoked service token")
+                refuse_credentials("missing, unknown or revoked service token")
             if scope not in identity.scopes:
                 raise Forbidden(
                     f"this token lacks the {scope!r} scope",
@@ -84,14 +79,7 @@ def require_service(scope: str) -> Callable[[View], View]:
                 )
             return view(*args, **kwargs)
 
-        limited = limiter.shared_limit(
-            bad_credential_limits,
-            scope="admin-bad-credentials",
-            key_func=get_remote_address,
-            exempt_when=has_valid_service,
-            deduct_when=was_refused,
-        )
-        return limited(guarded)  # type: ignore[return-value]
+        return guarded  # type: ignore[return-value]
 
     return decorate
 
@@ -258,7 +246,7 @@ def list_devices():
 @require_service("read")
 def get_device(uid: str):
     now = utcnow()
-    device = devices.get_device(uid)
+    device = device_state.get_device(uid)
     flaps = queries.flap_count(device.id, now)
     body = device_out(device, flaps, queries.flap_settings().threshold, now)
     return jsonify(body.model_dump(mode="json"))
@@ -277,6 +265,6 @@ def get_device(uid: str):
 def reconnect(uid: str):
     body = parse_body(ReconnectRequest)
     now = utcnow()
-    device = devices.request_reconnect(uid, identity().actor, now, body.delay_seconds)
+    device = reconnects.request_reconnect(uid, identity().actor, now, body.delay_seconds)
     response = ReconnectResponse(uid=device.uid, reconnect=reconnect_out(device, now))
     return jsonify(response.model_dump(mode="json")), 202

@@ -5,18 +5,27 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, ConfigDict, Field, field_validator
 
-from api.schemas import RequestBody, Uid
+from api.schemas import RequestBody, Schema, Uid
 from fleet import rules
 from fleet.services.pings import MAX_PAGE, ping_diagnosis
-from fleet.services.queries import MAX_PER_PAGE
+from fleet.services.queries import (
+    DEFAULT_PER_PAGE,
+    DEFAULT_SORT,
+    MAX_PAGE_NUMBER,
+    MAX_PER_PAGE,
+    SORTS,
+)
 
 MAX_BATCH = 500
-StatusName = Literal["connected", "temporarily_offline", "disconnected"]
+# Read from the one list of each, so the schema and the OpenAPI document follow them.
+StatusName = Literal[tuple(status.value for status in rules.Status)]  # type: ignore[valid-type]
+SortName = Literal[tuple(SORTS)]  # type: ignore[valid-type]
+ReconnectStateName = Literal[tuple(state.value for state in rules.ReconnectState)]  # type: ignore[valid-type]
 
 
-class QueryString(BaseModel):
+class QueryString(Schema):
     # Query strings are text, so numbers and booleans are parsed leniently
     # ("2", "true"); unknown parameters are ignored like unknown body fields.
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
@@ -32,7 +41,7 @@ class NeedingPingQuery(QueryString):
     )
 
 
-class PingTargetOut(BaseModel):
+class PingTargetOut(Schema):
     uid: str
     address: str = Field(description="The last address the device's requests came from.")
     status: str
@@ -41,7 +50,7 @@ class PingTargetOut(BaseModel):
     last_ping_checked_at: datetime | None
 
 
-class NeedingPingResponse(BaseModel):
+class NeedingPingResponse(Schema):
     items: list[PingTargetOut]
     next_after: str | None = Field(description="Pass as `after` for the next page; null at the end")
 
@@ -70,7 +79,7 @@ class PingRequest(RequestBody):
         return value
 
 
-class PingOutcomeOut(BaseModel):
+class PingOutcomeOut(Schema):
     uid: str
     applied: bool
     outcome: Literal["applied", "ignored"]
@@ -84,13 +93,13 @@ class PingBatchRequest(RequestBody):
     results: list[Any] = Field(min_length=1, max_length=MAX_BATCH)
 
 
-class PingBatchItemError(BaseModel):
+class PingBatchItemError(Schema):
     code: str
     message: str
     details: dict[str, Any] = Field(default_factory=dict)
 
 
-class PingBatchItem(BaseModel):
+class PingBatchItem(Schema):
     index: int
     uid: str | None
     outcome: Literal["applied", "ignored", "error"]
@@ -101,7 +110,7 @@ class PingBatchItem(BaseModel):
     error: PingBatchItemError | None = None
 
 
-class PingBatchResponse(BaseModel):
+class PingBatchResponse(Schema):
     results: list[PingBatchItem]
     applied: int
     ignored: int
@@ -116,12 +125,12 @@ class DeviceListQuery(QueryString):
     site: str | None = Field(default=None, max_length=200)
     flapping: bool | None = None
     q: str | None = Field(default=None, max_length=200)
-    sort: Literal["status", "last_heartbeat", "stalest", "uid", "site", "transitions"] = "status"
-    page: int = Field(default=1, ge=1, le=1_000_000)
-    per_page: int = Field(default=50, ge=1, le=MAX_PER_PAGE)
+    sort: SortName = DEFAULT_SORT
+    page: int = Field(default=1, ge=1, le=MAX_PAGE_NUMBER)
+    per_page: int = Field(default=DEFAULT_PER_PAGE, ge=1, le=MAX_PER_PAGE)
 
 
-class TelemetryOut(BaseModel):
+class TelemetryOut(Schema):
     battery_level: float | None
     wifi_strength: int | None
     app_version: str | None
@@ -129,7 +138,7 @@ class TelemetryOut(BaseModel):
     extra: dict[str, Any] | None
 
 
-class PingDiagnosisOut(BaseModel):
+class PingDiagnosisOut(Schema):
     diagnosis: str | None = Field(
         description='"reachable, app silent" or "unreachable"; null if none since the heartbeat'
     )
@@ -139,8 +148,8 @@ class PingDiagnosisOut(BaseModel):
     received_at: datetime | None
 
 
-class ReconnectOut(BaseModel):
-    state: Literal["pending", "delivered", "expired"] | None
+class ReconnectOut(Schema):
+    state: ReconnectStateName | None
     requested_at: datetime | None
     requested_by: str | None
     delay_seconds: int | None
@@ -148,7 +157,7 @@ class ReconnectOut(BaseModel):
     delivered_at: datetime | None
 
 
-class DeviceOut(BaseModel):
+class DeviceOut(Schema):
     uid: str
     name: str | None
     site: str | None
@@ -166,7 +175,7 @@ class DeviceOut(BaseModel):
     flap_count: int = Field(description="Status events in the flapping window.")
 
 
-class DeviceListResponse(BaseModel):
+class DeviceListResponse(Schema):
     items: list[DeviceOut]
     total: int
     page: int
@@ -180,7 +189,7 @@ class ReconnectRequest(RequestBody):
     )
 
 
-class ReconnectResponse(BaseModel):
+class ReconnectResponse(Schema):
     uid: str
     reconnect: ReconnectOut
 

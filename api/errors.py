@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import math
-import time
 from typing import Any
 
 import structlog
 from flask import Flask, Response, jsonify, request
-from flask_limiter.errors import RateLimitExceeded
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException, MethodNotAllowed
 
 from fleet.context import current_request
 from fleet.errors import FleetError
-from fleet.extensions import db, limiter
+from fleet.extensions import db
 
 log = structlog.get_logger("pulseboard.api")
 
@@ -26,6 +23,7 @@ HTTP_CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    409: "conflict",
     413: "body_too_large",
     415: "unsupported_media_type",
     429: "rate_limited",
@@ -61,14 +59,6 @@ def invalid_fields(error: ValidationError) -> dict[str, Any]:
     }
 
 
-def _seconds_until_reset() -> int:
-    """Whole seconds until the breached limit's window resets, never less than one."""
-    breached = limiter.current_limit
-    if breached is None:
-        return 1
-    return max(1, math.ceil(breached.reset_at - time.time()))
-
-
 def _is_api_request(path: str) -> bool:
     return path.startswith("/api/") or path == "/api"
 
@@ -92,7 +82,6 @@ FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
 
 def register_error_handlers(app: Flask) -> None:
     """JSON errors under /api; everything else keeps Flask's pages."""
-    app.before_request(refuse_nul_characters)
 
     @app.errorhandler(FleetError)
     def handle_fleet_error(error: FleetError):
@@ -108,25 +97,16 @@ def register_error_handlers(app: Flask) -> None:
     def handle_validation_error(error: ValidationError):
         return validation_error_response(error)
 
-    @app.errorhandler(RateLimitExceeded)
-    def handle_rate_limited(error: RateLimitExceeded):
-        message = f"rate limit exceeded ({error.description}); retry later"
-        retry_after = _seconds_until_reset()
-        details = {"limit": error.description, "retry_after_seconds": retry_after}
-        response, status = error_response(429, "rate_limited", message, details)
-        # Flask-Limiter rewrites Retry-After from this value but truncates the
-        # seconds left, answering "0" in a window's last second; one extra second
-        # here keeps its answer at or above the true wait.
-        response.headers["Retry-After"] = str(retry_after + 1)
-        return response, status
-
     @app.errorhandler(HTTPException)
     def handle_http_error(error: HTTPException):
         if not _is_api_request(request.path):
             return error
         status = error.code or 500
         code = HTTP_CODES.get(status, "http_error")
-        return error_response(status, code, error.description or code)
+        response, status = error_response(status, code, error.description or code)
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
+            response.headers["Allow"] = ", ".join(sorted(error.valid_methods))
+        return response, status
 
     @app.errorhandler(OperationalError)
     def handle_database_down(error: DBAPIError):

@@ -23,6 +23,7 @@ from api.docs_page import operations_for_page
 from api.errors import HTTP_CODES
 from api.schemas import ErrorResponse
 from api.spec import Operation, operation_of
+from device_api import device_app_of
 
 API_VERSION = "0.1.0"
 REF = "#/components/schemas/{model}"
@@ -68,9 +69,14 @@ class Route:
 
 
 def described_routes(app: Flask) -> Iterator[Route]:
-    """Every (path, method) whose view carries an Operation, in a stable order."""
-    for rule in sorted(app.url_map.iter_rules(), key=lambda rule: (rule.rule, rule.endpoint)):
-        operation = operation_of(app.view_functions[rule.endpoint])
+    """Every (path, method) whose view carries an Operation, in a stable order.
+
+    The routes of the device app that `app` dispatches to are included.
+    """
+    apps = (app, device_app_of(app))
+    rules = [(rule, each) for each in apps for rule in each.url_map.iter_rules()]
+    for rule, owner in sorted(rules, key=lambda pair: (pair[0].rule, pair[0].endpoint)):
+        operation = operation_of(owner.view_functions[rule.endpoint])
         if operation is None:
             continue
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):

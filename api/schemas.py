@@ -11,7 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 Uid = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
 
 
-class RequestBody(BaseModel):
+class Schema(BaseModel):
+    # Validators are built on a schema's first use, not when the module is
+    # imported: every `flask` command imports the API to register its routes.
+    model_config = ConfigDict(defer_build=True)
+
+
+class RequestBody(Schema):
     # Unknown fields are ignored so that a newer kiosk app can talk to an older server.
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True, strict=True)
 
@@ -30,7 +36,7 @@ class RegisterRequest(RequestBody):
     enrollment_key: str | None = Field(default=None, max_length=256)
 
 
-class RegisterResponse(BaseModel):
+class RegisterResponse(Schema):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -83,7 +89,7 @@ class HeartbeatRequest(RequestBody):
         return value
 
 
-class HeartbeatResponse(BaseModel):
+class HeartbeatResponse(Schema):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -105,11 +111,11 @@ class HeartbeatResponse(BaseModel):
     reconnect_delay_seconds: int
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(Schema):
     code: str
     message: str
     details: dict[str, Any] = Field(default_factory=dict)
 
 
-class ErrorResponse(BaseModel):
+class ErrorResponse(Schema):
     error: ErrorBody

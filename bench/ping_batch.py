@@ -20,7 +20,7 @@ from flask_migrate import upgrade
 
 from fleet import create_app
 from fleet.extensions import db
-from fleet.services import devices
+from fleet.services import enrolment
 from fleet.services.pings import PingResult, apply_pings
 from fleet.timeutil import utcnow
 from tests import servers
@@ -35,7 +35,7 @@ def measure(database_url: str, label: str) -> None:
         upgrade()
         stale = utcnow() - timedelta(seconds=120)
         for n in range(DEVICES):
-            devices.register_device(f"kiosk-{n:04d}", stale)
+            enrolment.register_device(f"kiosk-{n:04d}", stale)
         results = [PingResult(f"kiosk-{n:04d}", n % 2 == 0, 1.0) for n in range(DEVICES)]
         for case in ("half of them status changes", "diagnosis only"):
             started = time.perf_counter()

@@ -13,7 +13,7 @@ from sqlalchemy import insert, text
 from fleet import create_app, rules
 from fleet.extensions import db
 from fleet.models import Device
-from fleet.services.devices import fleet_defaults
+from fleet.services.device_state import fleet_defaults
 from fleet.timeutil import utcnow
 from fleet.tokens import hash_token
 from tests import servers

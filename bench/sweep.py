@@ -22,7 +22,7 @@ from bench.seeding import migrated_app, postgres_database, seed
 from fleet import rules
 from fleet.extensions import db
 from fleet.models import Device
-from fleet.services.devices import fleet_defaults
+from fleet.services.device_state import fleet_defaults
 from fleet.services.sweep import enforce_timeouts
 from fleet.timeutil import utcnow
 

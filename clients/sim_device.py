@@ -88,6 +88,7 @@ class SimDevice:
         self.rng = random.Random(f"{seed}:{profile.uid}")
         self.reconnect_by = self.rng.choice(("register", "resume"))
         self.token: str | None = None
+        self.proof: str | None = None  # the token to show when enrolling again
         self.interval = DEFAULT_INTERVAL
         self.failures = 0
         self.quiet_until: float | None = None  # math.inf once dead
@@ -131,7 +132,8 @@ class SimDevice:
             self.reconnect_due = None
             self.reconnecting = self.reconnect_by
             if self.reconnect_by == "register":
-                self.token = None
+                # Kept to prove who we are when we enrol again.
+                self.proof, self.token = self.token, None
         if self.token is None:
             return self._register(api, now)
         if self.next_incident is not None and now >= self.next_incident:
@@ -171,9 +173,17 @@ class SimDevice:
             "site": self.profile.site,
             "app_version": self.app_version,
         }
-        reply = api.register(profile)
+        reply = api.register(profile, self.proof)
         if reply.status == 201:
+            self.proof = None
             return self._record(now, "register", reply, self._enrolled(reply, now))
+        if reply.status == 409:
+            # Known to the server, and our token is gone: only an operator's
+            # leave (flask devices allow-re-enrolment) lets us in; ask again later.
+            self.journal.note(
+                "needs_leave", "%s: enrolled already; waiting for an operator's leave", self.uid
+            )
+            return self._record(now, "register", reply, self._backoff())
         if reply.status == 429:
             return self._record(now, "register", reply, self._rate_limited(reply))
         if not reply.reachable:
@@ -212,7 +222,7 @@ class SimDevice:
         if reply.status == 401:
             # Our token was rotated or the server's database was reset: enrol again.
             self.journal.note("token_refused", "%s: token refused; enrolling again", self.uid)
-            self.token = None
+            self.token = self.proof = None
             return self._record(now, "heartbeat", reply, self._backoff())
         if not reply.reachable:
             self.journal.server_unreachable(reply)

@@ -55,11 +55,15 @@ class DeviceApi:
         self.enrollment_key = enrollment_key
         self.timeout = timeout
 
-    def register(self, profile: dict[str, Any]) -> Reply:
-        """POST /api/devices/register with the fleet's enrolment key."""
-        return self._post(
-            "/api/devices/register", profile, {"X-Enrollment-Key": self.enrollment_key}
-        )
+    def register(self, profile: dict[str, Any], current_token: str | None = None) -> Reply:
+        """POST /api/devices/register with the fleet's enrolment key.
+
+        A device enrolled before proves it is itself with the token it holds.
+        """
+        headers = {"X-Enrollment-Key": self.enrollment_key}
+        if current_token:
+            headers["Authorization"] = f"Bearer {current_token}"
+        return self._post("/api/devices/register", profile, headers)
 
     def heartbeat(self, token: str, telemetry: dict[str, Any]) -> Reply:
         """POST /api/devices/heartbeat with the device's token."""

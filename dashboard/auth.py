@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -9,8 +11,8 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from flask import abort, redirect, render_template, request, url_for
-from flask.blueprints import BlueprintSetupState
 from flask_limiter.errors import RateLimitExceeded
+from flask_limiter.util import get_remote_address
 from flask_login import UserMixin, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFError
 
@@ -22,7 +24,13 @@ from fleet.timeutil import utcnow
 
 View = TypeVar("View", bound=Callable[..., Any])
 PUBLIC_ENDPOINTS = {"dashboard.login", "static"}
-LOGIN_LIMITS = "10 per minute;50 per hour"
+# Failed logins only are counted, and only per address: per account at one
+# address the wait grows with the failures (seconds, then minutes, then the
+# hour); an address guessing across accounts is held back too. Failures from
+# other addresses never refuse the right password, so nobody can lock an
+# account out by knowing its email.
+LOGIN_LIMITS_PER_ACCOUNT_AT_ADDRESS = "3 per 10 seconds;10 per 5 minutes;30 per hour"
+LOGIN_LIMITS_PER_ADDRESS = "20 per minute;100 per hour"
 
 
 @dataclass
@@ -38,19 +46,8 @@ class SessionUser(UserMixin):
         return users.role_allows(self.role, role)
 
 
-@bp.record_once
-def _configure_sessions(state: BlueprintSetupState) -> None:
-    config = state.app.config
-    production = config.get("PULSEBOARD_ENV") == "production"
-    for prefix in ("SESSION", "REMEMBER"):
-        # Flask ships these keys with lax defaults, so they are set, not defaulted.
-        config[f"{prefix}_COOKIE_HTTPONLY"] = True
-        config[f"{prefix}_COOKIE_SAMESITE"] = "Lax"
-        # Production is served over HTTPS (behind the load balancer), so the
-        # cookie must never travel in clear.
-        config[f"{prefix}_COOKIE_SECURE"] = production
-    login_manager.login_view = "dashboard.login"
-    login_manager.login_message = None
+login_manager.login_view = "dashboard.login"
+login_manager.login_message = None
 
 
 @login_manager.user_loader
@@ -85,8 +82,9 @@ def requires_role(role: str) -> Callable[[View], View]:
     return decorate
 
 
-def _login_account_key() -> str:
-    return "login:" + users.normalise_email(request.form.get("email", ""))
+def _login_account_at_address_key() -> str:
+    email = users.normalise_email(request.form.get("email", ""))
+    return f"login:{email}:{get_remote_address()}"
 
 
 def _login_failed(response: Any) -> bool:
@@ -102,9 +100,12 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(LOGIN_LIMITS, methods=["POST"], deduct_when=_login_failed)
+@limiter.limit(LOGIN_LIMITS_PER_ADDRESS, methods=["POST"], deduct_when=_login_failed)
 @limiter.limit(
-    LOGIN_LIMITS, methods=["POST"], key_func=_login_account_key, deduct_when=_login_failed
+    LOGIN_LIMITS_PER_ACCOUNT_AT_ADDRESS,
+    methods=["POST"],
+    key_func=_login_account_at_address_key,
+    deduct_when=_login_failed,
 )
 def login():
     if request.method == "GET":
@@ -113,10 +114,7 @@ def login():
         request.form.get("email", ""), request.form.get("password", ""), utcnow()
     )
     if user is None:
-        error = "Wrong email or password."
-        return render_template(
-            "dashboard/login.html", error=error, next=request.form.get("next")
-        ), 401
+        return _login_page("Wrong email or password.", 401)
     login_user(SessionUser(user.id, user.email, user.role))
     return redirect(_safe_next(request.form.get("next")))
 
@@ -127,10 +125,23 @@ def logout():
     return redirect(url_for("dashboard.login"))
 
 
+def _login_page(error: str, status: int) -> tuple[str, int]:
+    """The login page again, with the error and the email that was typed."""
+    page = render_template(
+        "dashboard/login.html",
+        error=error,
+        email=request.form.get("email", ""),
+        next=request.form.get("next"),
+    )
+    return page, status
+
+
 @bp.errorhandler(RateLimitExceeded)
 def _too_many(error: RateLimitExceeded):
-    message = "Too many login attempts. Wait a minute and try again."
-    return render_template("dashboard/login.html", error=message), 429
+    breached = limiter.current_limit
+    wait = max(1, math.ceil(breached.reset_at - time.time())) if breached else 60
+    message = f"Too many failed login attempts from here. Try again in {wait} s."
+    return _login_page(message, 429)
 
 
 @bp.errorhandler(FleetError)

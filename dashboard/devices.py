@@ -14,7 +14,7 @@ from fleet.services import dashboard, history, overrides
 from fleet.services.events import EventKind
 from fleet.timeutil import utcnow
 
-EVENT_KINDS = [value for name, value in vars(EventKind).items() if name.isupper()]
+EVENT_KINDS = list(EventKind)
 
 
 @bp.get("/devices/<uid>")

@@ -10,9 +10,9 @@ from markupsafe import Markup, escape
 
 from dashboard import bp
 from fleet.rules import ReconnectState, Status, reconnect_state_at
-from fleet.services.devices import thresholds_of
+from fleet.services.device_state import thresholds_of
 from fleet.services.pings import REACHABLE, ping_diagnosis
-from fleet.services.queries import flap_settings
+from fleet.services.queries import PER_PAGE_CHOICES, SORTS, flap_settings
 
 STATUS_WORDS = {
     Status.CONNECTED: "Connected",
@@ -25,6 +25,12 @@ SOURCE_WORDS = {
     "external_service": "external ping",
     "operator": "operator",
 }
+
+
+@bp.app_context_processor
+def listings() -> dict[str, Any]:
+    """The lists the templates offer, from their one source: statuses, sorts, page sizes."""
+    return {"STATUSES": tuple(Status), "SORTS": SORTS, "PER_PAGE_CHOICES": PER_PAGE_CHOICES}
 
 
 @bp.app_template_filter("status_word")

@@ -8,12 +8,14 @@ from werkzeug.datastructures import MultiDict
 
 from fleet.rules import Status
 from fleet.services.history import EventFilter
-from fleet.services.queries import SORTS, DeviceFilter
-
-PER_PAGE_CHOICES = (25, 50, 100, 200)
-
-
-MAX_PAGE = 1_000_000
+from fleet.services.queries import (
+    DEFAULT_PER_PAGE,
+    DEFAULT_SORT,
+    MAX_PAGE_NUMBER,
+    PER_PAGE_CHOICES,
+    SORTS,
+    DeviceFilter,
+)
 
 
 def _int(args: MultiDict, name: str, default: int) -> int:
@@ -21,7 +23,7 @@ def _int(args: MultiDict, name: str, default: int) -> int:
     raw = args.get(name, "")
     if not (raw.isascii() and raw.isdigit()):  # "²".isdigit() is True, int("²") fails
         return default
-    return int(raw) if 0 < int(raw) <= MAX_PAGE else default
+    return int(raw) if 0 < int(raw) <= MAX_PAGE_NUMBER else default
 
 
 def page_number(args: MultiDict) -> int:
@@ -36,8 +38,8 @@ def _text(args: MultiDict, name: str) -> str | None:
 def device_filter(args: MultiDict) -> DeviceFilter:
     """The fleet view in `args`; unknown values fall back to the defaults, never an error."""
     status = args.get("status")
-    sort = args.get("sort", "status")
-    per_page = _int(args, "per_page", 50)
+    sort = args.get("sort", DEFAULT_SORT)
+    per_page = _int(args, "per_page", DEFAULT_PER_PAGE)
     flapping = {"yes": True, "no": False}.get(args.get("flapping", ""))
     return DeviceFilter(
         status=status if status in set(Status) else None,
@@ -45,9 +47,9 @@ def device_filter(args: MultiDict) -> DeviceFilter:
         flapping=flapping,
         reconnect_pending=args.get("reconnect") == "pending" or None,
         q=_text(args, "q"),
-        sort=sort if sort in SORTS else "status",
+        sort=sort if sort in SORTS else DEFAULT_SORT,
         page=_int(args, "page", 1),
-        per_page=per_page if per_page in PER_PAGE_CHOICES else 50,
+        per_page=per_page if per_page in PER_PAGE_CHOICES else DEFAULT_PER_PAGE,
     )
 
 

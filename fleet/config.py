@@ -11,6 +11,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+# The bind name of the autocommit engine (`db.engines[AUTOCOMMIT_BIND]`).
+AUTOCOMMIT_BIND = "autocommit"
+MEMORY_STORAGE_URI = "pulseboard-memory://"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 DEFAULT_SECRET_KEY = "dev-secret-key-change-me"
 DEFAULT_ENROLLMENT_KEY = "dev-enrollment-key"
@@ -106,6 +109,8 @@ def load_config(env: Mapping[str, str], instance_path: str) -> dict[str, Any]:
         "HEARTBEAT_MIN_INTERVAL_SECONDS": env_int(env, "HEARTBEAT_MIN_INTERVAL_SECONDS", 10),
         "HEARTBEAT_MAX_PER_MINUTE": env_int(env, "HEARTBEAT_MAX_PER_MINUTE", 10, minimum=1),
         "BAD_TOKEN_MAX_PER_MINUTE": env_int(env, "BAD_TOKEN_MAX_PER_MINUTE", 30, minimum=1),
+        "ENROLL_MAX_PER_MINUTE": env_int(env, "ENROLL_MAX_PER_MINUTE", 60, minimum=1),
+        "REENROLL_MAX_PER_HOUR": env_int(env, "REENROLL_MAX_PER_HOUR", 10, minimum=1),
         "RATELIMIT_ENABLED": env_bool(env, "RATELIMIT_ENABLED", True),
         "RECONNECT_DELAY_SECONDS": env_int(env, "RECONNECT_DELAY_SECONDS", 5),
         "RECONNECT_TTL_SECONDS": env_int(env, "RECONNECT_TTL_SECONDS", 600, minimum=1),
@@ -129,7 +134,70 @@ def load_config(env: Mapping[str, str], instance_path: str) -> dict[str, Any]:
         "LOG_FORMAT": env_choice(env, "LOG_FORMAT", "console", ("console", "json")),
         "LOG_LEVEL": env_choice(env, "LOG_LEVEL", "info", LOG_LEVELS).upper(),
         "METRICS_TOKEN": env_str(env, "METRICS_TOKEN"),
+        # The device app's pools: one connection per gunicorn thread.
+        "DEVICE_POOL_SIZE": env_int(env, "GUNICORN_THREADS", 8, minimum=1),
         **alert_settings(env),
+    }
+
+
+def complete_config(config: dict[str, Any]) -> None:
+    """Fill in the settings that follow from others (after any overrides), and the fixed ones."""
+    production = config["PULSEBOARD_ENV"] == "production"
+    for prefix in ("SESSION", "REMEMBER"):
+        # Flask ships these keys with lax defaults, so they are set, not defaulted.
+        config[f"{prefix}_COOKIE_HTTPONLY"] = True
+        config[f"{prefix}_COOKIE_SAMESITE"] = "Lax"
+        # Production is served over HTTPS (behind the load balancer), so the
+        # cookie must never travel in clear.
+        config[f"{prefix}_COOKIE_SECURE"] = production
+    # The dashboard asks for CSRF checks itself (dashboard/__init__.py): the API
+    # takes no cookies, so it has nothing to check.
+    config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)
+    config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(config, pool_size=10))
+    config.setdefault(
+        "SQLALCHEMY_BINDS", autocommit_binds(config, config["SQLALCHEMY_ENGINE_OPTIONS"])
+    )
+    config.setdefault(
+        "DEVICE_ENGINE_OPTIONS", engine_options(config, pool_size=config["DEVICE_POOL_SIZE"])
+    )
+    redis_url = config["REDIS_URL"]
+    config.setdefault("RATELIMIT_STORAGE_URI", redis_url or MEMORY_STORAGE_URI)
+    if redis_url:
+        # A Redis that stops answering (a partition, not a refused port) must cost
+        # a heartbeat half a second at most, not the operating system's timeouts.
+        config.setdefault(
+            "RATELIMIT_STORAGE_OPTIONS", {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
+        )
+    config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    # Redis going away must not lock everyone out of the dashboard: login limits
+    # fall back to this process's memory until it returns.
+    config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+    config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
+
+
+def engine_options(config: Mapping[str, Any], *, pool_size: int) -> dict[str, Any]:
+    """SQLAlchemy engine options for the configured database, `pool_size` connections kept."""
+    if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        return {"connect_args": {"timeout": 30}}
+    # No pool_pre_ping: it costs a round trip per request. A connection that died
+    # with the server fails one request (503) and is replaced.
+    return {"pool_size": pool_size, "max_overflow": pool_size, "pool_recycle": 3600}
+
+
+def autocommit_binds(config: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """A second engine whose connections stay in autocommit, for single-statement writes.
+
+    The heartbeat's common case is one UPDATE: no BEGIN/COMMIT round trips, and
+    no isolation-level switching on every checkout.
+    """
+    return {
+        AUTOCOMMIT_BIND: {
+            "url": config["SQLALCHEMY_DATABASE_URI"],
+            "isolation_level": "AUTOCOMMIT",
+            # Nothing to roll back on a connection that never opens a transaction.
+            "pool_reset_on_return": None,
+            **options,
+        }
     }
 
 

@@ -42,6 +42,8 @@ DEMO_SERVER_ENV = {
     # four times as often, which this limit catches.
     "HEARTBEAT_MIN_INTERVAL_SECONDS": "2",
     "HEARTBEAT_MAX_PER_MINUTE": "40",
+    # The whole simulated fleet enrols from this one address within seconds.
+    "ENROLL_MAX_PER_MINUTE": "2000",
     "RECONNECT_DELAY_SECONDS": "3",
     "BULK_RECONNECT_SPREAD_SECONDS": "20",
     "TELEMETRY_SAMPLE_SECONDS": "30",

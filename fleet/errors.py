@@ -37,6 +37,13 @@ class DeviceNotFound(FleetError):
     http_status = 404
 
 
+class EnrolmentRefused(FleetError):
+    """A known uid tried to enrol again without its current token or an operator's leave."""
+
+    code = "already_enrolled"
+    http_status = 409
+
+
 class AlreadyExists(FleetError):
     code = "already_exists"
     http_status = 409

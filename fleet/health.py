@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-import redis
 from flask import Flask, current_app
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -17,6 +17,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from fleet.extensions import db
 from fleet.services.sweep import last_sweep
 from fleet.timeutil import utcnow
+
+if TYPE_CHECKING:
+    import redis
 
 STARTED_AT_KEY = "pulseboard.started_at"
 
@@ -37,6 +40,8 @@ class Check:
 
 def redis_client(url: str) -> redis.Redis:
     """A Redis client that gives up within a second, for checks that must answer fast."""
+    import redis  # only an installation with REDIS_URL needs it
+
     return redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
 
 
@@ -61,10 +66,12 @@ def check_redis() -> Check | None:
     url = current_app.config["REDIS_URL"]
     if not url:
         return None
+    from redis import RedisError
+
     client = redis_client(url)
     try:
         client.ping()
-    except redis.RedisError as error:
+    except RedisError as error:
         return Check(
             "redis",
             False,

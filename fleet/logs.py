@@ -18,7 +18,7 @@ from functools import partial
 from typing import Any
 
 import structlog
-from flask import Flask, Request, Response, has_request_context, request
+from flask import Flask, Request, Response
 
 from fleet.context import current_request
 
@@ -135,7 +135,8 @@ def request_id_from(header: str | None) -> str:
     """The caller's request id when it is a plain token of sane length, else a fresh one."""
     if header and _SANE_REQUEST_ID.match(header):
         return header
-    # 128 random bits in hex, as uuid4().hex but without building a UUID (a tenth of the cost).
+    # 128 random bits in hex, as uuid4().hex but without building a UUID, which is
+    # most of uuid4's cost on every request (docs/benchmarks.md).
     return os.urandom(16).hex()
 
 
@@ -162,11 +163,6 @@ def _bind_request_id() -> None:
     environ[_ID_KEY] = request_id
     # The context starts empty: the teardown hook clears it after every request.
     structlog.contextvars.bind_contextvars(request_id=request_id)
-
-
-def current_request_id() -> str | None:
-    """The id of the request being handled, if any."""
-    return request.environ.get(_ID_KEY) if has_request_context() else None
 
 
 def _log_access(quiet_endpoints: frozenset[str], response: Response) -> Response:

@@ -1,39 +1,29 @@
-"""Prometheus metrics: counters kept by each process, fleet gauges read from the database.
+"""Prometheus counters and histograms, kept by the process that does the work.
 
-Counters and histograms live in the process that does the work. Under gunicorn
-each worker is a process of its own, so with `PROMETHEUS_MULTIPROC_DIR` set
-(see gunicorn.conf.py) they are written to files in that directory and a
-scrape of any worker sums them all. Gauges about the fleet (devices by status,
-the last sweep) are not per-process facts: they are read from the database at
-scrape time, with one GROUP BY and one indexed lookup.
+Under gunicorn each worker is a process of its own, so with
+`PROMETHEUS_MULTIPROC_DIR` set (see gunicorn.conf.py) they are written to files
+in that directory and a scrape of any worker sums them all. The exposition,
+with the fleet gauges read from the database, is ops.exposition's: this module
+imports no service, so every service may count through it.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
-import structlog
-from prometheus_client import (
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-    multiprocess,
-)
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client import Counter, Histogram
 from sqlalchemy import event as sa_event
-from sqlalchemy.exc import SQLAlchemyError
 
-from fleet.extensions import db
 from fleet.models import SweepRun
-from fleet.rules import Status
 
-log = structlog.get_logger("pulseboard.metrics")
+# prometheus-client writes into this directory as soon as a metric is made.
+# gunicorn.conf.py creates it for the web workers, but a `flask` command or an
+# RQ worker may be the first process on the machine to start.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
 
 HEARTBEATS = Counter(
     "pulseboard_heartbeats_total",
@@ -133,70 +123,3 @@ def _count_sweep(_mapper: object, _connection: object, run: SweepRun) -> None:
     # Whoever runs a sweep records a SweepRun row; counting here means no runner can forget.
     if not run.skipped:
         record_sweep(run.duration_ms, run.transitions)
-
-
-class FleetCollector(Collector):
-    """Gauges computed from the database when scraped."""
-
-    def __init__(self, counts: dict[str, int], last_sweep: SweepRun | None) -> None:
-        self.counts = counts
-        self.last_sweep = last_sweep
-
-    def collect(self) -> Iterator[Metric]:
-        devices = GaugeMetricFamily(
-            "pulseboard_devices", "Devices by current status.", labels=["status"]
-        )
-        for status in Status:
-            devices.add_metric([status.value], self.counts.get(status.value, 0))
-        yield devices
-        if self.last_sweep is None:
-            return
-        run = self.last_sweep
-        yield GaugeMetricFamily(
-            "pulseboard_sweep_last_run_timestamp_seconds",
-            "When the newest completed sweep started (Unix time), whichever process ran it.",
-            value=run.started_at.timestamp(),
-        )
-        yield GaugeMetricFamily(
-            "pulseboard_sweep_last_duration_seconds",
-            "Duration of the newest completed sweep.",
-            value=run.duration_ms / 1000,
-        )
-        yield GaugeMetricFamily(
-            "pulseboard_sweep_last_transitions",
-            "Status transitions made by the newest completed sweep.",
-            value=run.transitions,
-        )
-
-
-def multiprocess_mode() -> bool:
-    """True when counters are shared through files, as under gunicorn."""
-    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
-
-
-def render_latest() -> bytes:
-    """The text exposition of every metric: this host's processes, then the fleet gauges."""
-    if multiprocess_mode():
-        processes = CollectorRegistry()
-        multiprocess.MultiProcessCollector(processes)
-    else:
-        processes = REGISTRY
-    return generate_latest(processes) + _fleet_exposition()
-
-
-def _fleet_exposition() -> bytes:
-    # Imported here: both services write or read through the events module,
-    # which counts transitions through this one.
-    from fleet.services.queries import devices_by_status
-    from fleet.services.sweep import last_sweep
-
-    # A database outage must not cost the scrape the counters that explain it.
-    try:
-        collector = FleetCollector(devices_by_status(), last_sweep())
-    except SQLAlchemyError as error:
-        db.session.rollback()
-        log.warning("fleet_metrics_unavailable", error=type(error).__name__)
-        return b""
-    fleet = CollectorRegistry(auto_describe=False)
-    fleet.register(collector)
-    return generate_latest(fleet)

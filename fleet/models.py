@@ -58,6 +58,10 @@ class Device(db.Model):
     reconnect_delay_seconds: Mapped[int | None] = mapped_column(Integer)
     reconnect_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     reconnect_delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # An operator's leave for the uid to enrol again without its current token
+    # (a kiosk reset to factory settings), until this time; used once.
+    reenrolment_allowed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reenrolment_allowed_by: Mapped[str | None] = mapped_column(String(200))
 
     ping_reachable: Mapped[bool | None] = mapped_column(Boolean)
     ping_latency_ms: Mapped[float | None] = mapped_column(Float)

@@ -1,12 +1,12 @@
-"""Health, readiness and Prometheus metrics; thin views over fleet.health and fleet.metrics."""
+"""Health, readiness and Prometheus metrics; thin views over fleet.health and ops.exposition."""
 
 from __future__ import annotations
 
 from flask import Response, current_app, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from api import HEARTBEAT_ENDPOINT
 from api.auth import bearer_token
+from device_api import HEARTBEAT_ENDPOINT
 from fleet import alert_metrics, metrics
 from fleet.context import current_request
 from fleet.health import readiness
@@ -14,6 +14,7 @@ from fleet.logs import elapsed_seconds
 from fleet.timeutil import utcnow
 from fleet.tokens import secrets_match
 from ops import bp
+from ops.exposition import render_latest
 
 
 @bp.get("/healthz")
@@ -47,7 +48,7 @@ def prometheus_metrics():
                 mimetype="text/plain",
                 headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
             )
-    body = metrics.render_latest() + alert_metrics.exposition()
+    body = render_latest() + alert_metrics.exposition()
     return Response(body, content_type=CONTENT_TYPE_LATEST)
 
 

@@ -9,26 +9,32 @@ REQUIRE_SERVICES=1 (as in CI), which makes the skip a failure.
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import time_machine
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
 from sqlalchemy import update
 
+from device_api import device_app_of
 from fleet import create_app
-from fleet.extensions import db, limiter
+from fleet.extensions import db
 from fleet.models import Device
-from fleet.services import devices
+from fleet.services import device_state, enrolment
 from fleet.timeutil import utcnow
 from jobs import embedded
 from tests import servers
+from tests.helpers import disable_rate_limits
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 ENROLLMENT_KEY = "test-enrollment-key"
@@ -162,9 +168,11 @@ def make_app(app_env: dict[str, str]) -> Iterator[Callable[..., Flask]]:
     for app in made:
         # A loop left running would work on the next test's database.
         embedded.stop_all(app)
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
+        for each in (app, device_app_of(app)):
+            with each.app_context():
+                db.session.remove()
+                for engine in db.engines.values():
+                    engine.dispose()
 
 
 @pytest.fixture
@@ -205,12 +213,12 @@ def make_device(app: Flask) -> Callable[..., Device]:
     """Register a device at `now` through the service, then force any column for the scenario."""
 
     def make(uid: str = "kiosk-1", now: datetime | None = None, **columns: Any) -> Device:
-        enrolment = devices.register_device(uid, now or utcnow(), site=columns.pop("site", None))
+        enrolled = enrolment.register_device(uid, now or utcnow(), site=columns.pop("site", None))
         if columns:
             db.session.execute(update(Device).where(Device.uid == uid).values(**columns))
             db.session.commit()
-        device = devices.get_device(uid)
-        device.token = enrolment.token
+        device = device_state.get_device(uid)
+        device.token = enrolled.token
         return device
 
     return make
@@ -230,11 +238,45 @@ def enrol_factory() -> Callable[[FlaskClient, str], str]:
     return enrol
 
 
+class LimitClock:
+    """Moves the clock rate limits are counted by.
+
+    Limits in this process's memory follow Python's clock, which time-machine
+    moves at once. Redis expires its keys by its own clock, which no test can
+    move: there, a shift is a real wait.
+    """
+
+    def __init__(self, in_redis: bool) -> None:
+        self.in_redis = in_redis
+        self.traveller = None if in_redis else time_machine.travel(time.time(), tick=True)
+
+    def shift(self, seconds: float) -> None:
+        if self.traveller is None:
+            time.sleep(seconds)
+        else:
+            self.coordinates.shift(seconds)
+
+    def __enter__(self) -> LimitClock:
+        if self.traveller is not None:
+            self.coordinates = self.traveller.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.traveller is not None:
+            self.traveller.stop()
+
+
+@pytest.fixture
+def limit_clock(app_env: dict[str, str]) -> Iterator[LimitClock]:
+    """The clock of this test's rate limits, to move past a limit's window."""
+    with LimitClock(in_redis="REDIS_URL" in app_env) as clock:
+        yield clock
+
+
 @pytest.fixture
 def unlimited_client(app: Flask) -> FlaskClient:
     """A client for tests that send many heartbeats and are not about rate limits."""
-    app.config["RATELIMIT_ENABLED"] = False
-    limiter.enabled = False
+    disable_rate_limits(app)
     return app.test_client()
 
 
@@ -247,3 +289,16 @@ def receiver(app: Flask) -> Iterator[Any]:
     server = WebhookReceiver().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def logged(make_app):
+    """An app logging at INFO in `fmt`, and a function returning what it has logged so far."""
+
+    def build(fmt="console"):
+        app = make_app(LOG_LEVEL="INFO", LOG_FORMAT=fmt)
+        stream = io.StringIO()
+        logging.getLogger().handlers[0].setStream(stream)
+        return app, stream.getvalue
+
+    return build

@@ -153,12 +153,12 @@ class RedisServer:
         self.process.wait(timeout=10)
 
 
-def start_redis() -> RedisServer:
-    """Start a Redis server with no persistence on a free loopback port."""
+def start_redis(port: int | None = None) -> RedisServer:
+    """Start a Redis server with no persistence on `port` (or a free loopback port)."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise ServerUnavailable("redis-server is not installed")
-    port = free_port()
+    port = port or free_port()
     process = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,

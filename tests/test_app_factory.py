@@ -1,45 +1,31 @@
-"""The app class itself: what Pulseboard changes in Flask's request handling."""
+"""The app factory: stock Flask apps, and the device paths handed to the device app."""
 
-from flask import after_this_request
+from flask import Flask
 
-
-def test_per_request_callbacks_run_every_time_and_are_not_kept(app):
-    ran = []
-
-    @app.get("/_callback")
-    def with_callback():
-        @after_this_request
-        def mark(response):
-            ran.append(response.status_code)
-            response.headers["X-Marked"] = "yes"
-            return response
-
-        return "ok"
-
-    client = app.test_client()
-    requests = app.SYNC_CACHE_SIZE + 10
-    marked = [client.get("/_callback").headers.get("X-Marked") for _ in range(requests)]
-    assert marked == ["yes"] * requests
-    assert ran == [200] * requests
-    assert len(app._sync_callables) <= app.SYNC_CACHE_SIZE
+from device_api import device_app_of
 
 
-class Greeting:
-    """A view that is an object with __eq__ and so no hash."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        # Flask-WTF and Flask-Limiter name views by these.
-        self.__name__ = self.__qualname__ = "greeting"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Greeting) and other.text == self.text
-
-    def __call__(self) -> str:
-        return self.text
+def test_it_builds_stock_flask_apps(app):
+    assert type(app) is Flask
+    assert type(device_app_of(app)) is Flask
 
 
-def test_a_view_that_cannot_be_hashed_still_answers(app):
-    app.add_url_rule("/_greeting", "greeting", Greeting("hello"))
-    client = app.test_client()
-    assert [client.get("/_greeting").text for _ in range(2)] == ["hello", "hello"]
+def test_the_device_paths_reach_the_device_app_whatever_the_method(client):
+    response = client.get("/api/devices/heartbeat")
+    assert response.status_code == 405
+    assert response.json["error"]["code"] == "method_not_allowed"
+    assert "POST" in response.headers["Allow"]
+
+
+def test_paths_near_the_device_paths_stay_with_the_main_app(app, client):
+    @app.get("/api/devices/heartbeats")
+    def near_miss():
+        return "main app"
+
+    assert client.get("/api/devices/heartbeats").text == "main app"
+    assert client.post("/api/devices/heartbeat/").status_code == 404
+
+
+def test_both_apps_answer_with_a_request_id(client):
+    for path in ("/api/devices/heartbeat", "/api/admin/devices"):
+        assert len(client.get(path).headers["X-Request-ID"]) >= 8

@@ -1,27 +1,12 @@
-import io
 import json
 import logging
 
-import pytest
 import structlog
 
-from fleet.services import devices
+from fleet.services import enrolment, reconnects
 from fleet.timeutil import utcnow
 from tests.conftest import ENROLLMENT_KEY
 from tests.helpers import HEARTBEAT
-
-
-@pytest.fixture
-def logged(make_app):
-    """An app logging at INFO in `fmt`, and a function returning what it has logged so far."""
-
-    def build(fmt="console"):
-        app = make_app(LOG_LEVEL="INFO", LOG_FORMAT=fmt)
-        stream = io.StringIO()
-        logging.getLogger().handlers[0].setStream(stream)
-        return app, stream.getvalue
-
-    return build
 
 
 def test_it_returns_a_request_id_on_every_response(client):
@@ -68,7 +53,7 @@ def test_it_logs_a_transition_with_the_request_id_of_the_heartbeat_that_made_it(
     app, output = logged("json")
     client = app.test_client()
     with app.app_context():
-        token = devices.add_device("kiosk-1", utcnow())
+        token = enrolment.add_device("kiosk-1", utcnow())
     response = client.post(HEARTBEAT, headers={"Authorization": f"Bearer {token}"})
     lines = [json.loads(line) for line in output().splitlines()]
     changes = [line for line in lines if line["event"] == "status_changed"]
@@ -80,8 +65,8 @@ def test_it_logs_a_transition_with_the_request_id_of_the_heartbeat_that_made_it(
 def test_it_logs_who_asked_for_a_reconnect(logged):
     app, output = logged("json")
     with app.app_context():
-        devices.add_device("kiosk-1", utcnow())
-        devices.request_reconnect("kiosk-1", "ops@example.com", utcnow())
+        enrolment.add_device("kiosk-1", utcnow())
+        reconnects.request_reconnect("kiosk-1", "ops@example.com", utcnow())
     lines = [json.loads(line) for line in output().splitlines()]
     request = next(line for line in lines if line["event"] == "reconnect_requested")
     assert request["actor"] == "ops@example.com"

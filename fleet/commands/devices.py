@@ -7,7 +7,7 @@ from flask.cli import AppGroup
 from sqlalchemy.exc import SQLAlchemyError
 
 from fleet.errors import FleetError
-from fleet.services import devices
+from fleet.services import enrolment
 from fleet.services.sweep import SweepReport, enforce_timeouts, run_sweep
 from fleet.timeutil import utcnow
 
@@ -21,11 +21,24 @@ devices_cli = AppGroup("devices", help="Enrol devices and run status sweeps.")
 def add_device_command(uid: str, name: str | None, site: str | None) -> None:
     """Create a device; its token is printed alone on the last line."""
     try:
-        token = devices.add_device(uid, utcnow(), name=name, site=site)
+        token = enrolment.add_device(uid, utcnow(), name=name, site=site)
     except FleetError as error:
         raise click.ClickException(error.message) from None
     click.echo(f"Device {uid} created. Its token (shown once):")
     click.echo(token)
+
+
+@devices_cli.command("allow-re-enrolment")
+@click.argument("uid")
+@click.option("--minutes", default=60, show_default=True, help="How long the leave lasts.")
+@click.option("--by", "actor", default="cli", show_default=True, help="Who gives the leave.")
+def allow_re_enrolment_command(uid: str, minutes: int, actor: str) -> None:
+    """Let a device that lost its token enrol again once, without it."""
+    try:
+        until = enrolment.allow_re_enrolment(uid, actor, utcnow(), minutes)
+    except FleetError as error:
+        raise click.ClickException(error.message) from None
+    click.echo(f"{uid} may enrol again with the fleet key until {until:%Y-%m-%d %H:%M} UTC.")
 
 
 @devices_cli.command("monitor-status")

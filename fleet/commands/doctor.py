@@ -6,7 +6,6 @@ import os
 from collections.abc import Callable
 
 import click
-import redis
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import current_app
@@ -109,9 +108,11 @@ def background_checks() -> list[Check]:
 
 
 def _registered(name: str, find: Callable[[], list], what: str, fix: str) -> Check:
+    from redis import RedisError
+
     try:
         found = find()
-    except redis.RedisError as error:
+    except RedisError as error:
         return Check(name, False, f"could not be listed ({type(error).__name__})", fix)
     if not found:
         return Check(name, False, f"no {what} is alive", fix)
@@ -165,7 +166,7 @@ def check_secrets() -> Check:
 def check_rate_limit_storage() -> Check:
     """Rate limits are shared (Redis) whenever more than one web process serves requests."""
     storage = current_app.config["RATELIMIT_STORAGE_URI"]
-    if not storage.startswith("memory"):
+    if current_app.config["REDIS_URL"] and storage.startswith(("redis", "rediss")):
         return Check("rate_limits", True, "stored in Redis, shared by every process")
     processes = _web_processes()
     fix = "set REDIS_URL so that every web process counts against the same limits"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 from flask.cli import AppGroup
-from rq import Queue, Worker
 
 from fleet.services.locks import redis_client
 from jobs import QUEUE
@@ -21,5 +20,7 @@ def worker_command(burst: bool) -> None:
         raise click.ClickException(
             "REDIS_URL is not set: without Redis the sweep runs inside the web server."
         )
+    from rq import Queue, Worker  # only this command needs RQ
+
     worker = Worker([Queue(QUEUE, connection=connection)], connection=connection)
     worker.work(burst=burst, with_scheduler=False)

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from fleet import rules
 from fleet.models import Device
-from fleet.services import devices, history, queries
+from fleet.services import device_state, history, queries, reconnects
 from fleet.services.queries import DeviceFilter, DevicePage, FlapSettings
 
 # Changes are stamped with the `now` their transaction read, which may commit a
@@ -76,13 +76,13 @@ def poll_fleet(
 
 def reconnect_device(uid: str, actor: str, now: datetime) -> tuple[Device, int]:
     """Ask one device to reconnect; returns it with its flap count, for redrawing its row."""
-    device = devices.request_reconnect(uid, actor, now)
+    device = reconnects.request_reconnect(uid, actor, now)
     return device, queries.flap_count(device.id, now)
 
 
 def reconnect_matching(view: DeviceFilter, actor: str, now: datetime) -> int:
     """Ask every device matching the view (all pages) to reconnect, delays spread out."""
-    return devices.request_bulk_reconnect(queries.matching_devices(view, now), actor, now)
+    return reconnects.request_bulk_reconnect(queries.matching_devices(view, now), actor, now)
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ class DeviceScreen:
 
 def device_summary(uid: str, now: datetime) -> DeviceSummary:
     """The device page's summary: status, reconnect state and flaps (its 5 s refresh)."""
-    device = devices.get_device(uid)
+    device = device_state.get_device(uid)
     return DeviceSummary(
         device=device,
         reconnect=rules.reconnect_state_at(
@@ -125,8 +125,8 @@ def device_screen(uid: str, now: datetime, events_page: int = 1) -> DeviceScreen
     start = history.window_start(now)
     return DeviceScreen(
         summary=summary,
-        thresholds=devices.thresholds_of(device),
-        defaults=devices.fleet_defaults(),
+        thresholds=device_state.thresholds_of(device),
+        defaults=device_state.fleet_defaults(),
         timeline=history.timeline_segments(
             history.status_changes(device.id, start), device.status, start, now, device.created_at
         ),

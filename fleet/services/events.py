@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import structlog
-from psycopg.types.json import Json
 from sqlalchemy import event as sa_event
 from sqlalchemy import insert
 from sqlalchemy.engine import Connection
@@ -25,10 +25,11 @@ from fleet.rules import Source
 log = structlog.get_logger("pulseboard.events")
 
 
-class EventKind:
+class EventKind(StrEnum):
     STATUS = "status"
     REGISTERED = "registered"
     RE_ENROLLED = "re_enrolled"
+    RE_ENROLMENT_ALLOWED = "re_enrolment_allowed"
     RECONNECT_REQUESTED = "reconnect_requested"
     RECONNECT_DELIVERED = "reconnect_delivered"
     RECONNECT_EXPIRED = "reconnect_expired"
@@ -110,8 +111,8 @@ def record_events(events: list[Event]) -> None:
     if len(events) >= COPY_AT_LEAST and connection.dialect.name == "postgresql":
         _copy_events(connection, events)
     else:
-        # Core executemany: measured faster than the ORM bulk path, RETURNING-driven
-        # insertmanyvalues, or multi-row VALUES.
+        # Core executemany: faster than the ORM bulk path, RETURNING-driven
+        # insertmanyvalues, or multi-row VALUES (docs/benchmarks.md, Timeout sweep).
         connection.execute(insert(DeviceEvent.__table__), [event.row() for event in events])
     db.session.info.setdefault(_UNLOGGED, []).extend(events)
 
@@ -124,7 +125,7 @@ def _evaluate_alerts(events: list[Event]) -> list[Event]:
 
 
 # A sweep after an outage writes thousands of events at once; PostgreSQL's COPY
-# takes them about ten times faster than one INSERT each.
+# takes them far faster than one INSERT each (docs/benchmarks.md, Timeout sweep).
 COPY_AT_LEAST = 50
 
 
@@ -137,6 +138,9 @@ def _copy_events(connection: Connection, events: list[Event]) -> None:
 
 
 def _copy_value(value: Any) -> Any:
+    # Imported here: only PostgreSQL copies rows, and the driver is not loaded on SQLite.
+    from psycopg.types.json import Json
+
     return Json(value) if isinstance(value, dict) else value
 
 

@@ -13,16 +13,18 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import structlog
 from flask import current_app
-from redis import Redis
-from redis.exceptions import LockNotOwnedError
 from sqlalchemy import insert, or_, update
 from sqlalchemy.exc import IntegrityError
 
 from fleet.extensions import db
 from fleet.models import Lease
+
+if TYPE_CHECKING:
+    from redis import Redis
 
 log = structlog.get_logger("pulseboard.locks")
 
@@ -34,6 +36,9 @@ def redis_client() -> Redis | None:
         return None
     client = current_app.extensions.get("pulseboard_redis")
     if client is None:
+        # Imported here: the embedded default runs without Redis and its client library.
+        from redis import Redis
+
         client = Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
         current_app.extensions["pulseboard_redis"] = client
     return client
@@ -58,6 +63,8 @@ def held(name: str, ttl_seconds: int, now: datetime) -> Iterator[bool]:
 
 @contextmanager
 def _redis_lock(client: Redis, name: str, ttl_seconds: int) -> Iterator[bool]:
+    from redis.exceptions import LockNotOwnedError
+
     lock = client.lock(f"pulseboard:lock:{name}", timeout=ttl_seconds, blocking=False)
     acquired = lock.acquire()
     try:

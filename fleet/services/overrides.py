@@ -14,11 +14,16 @@ from typing import Any
 from sqlalchemy import select
 
 from fleet import rules
-from fleet.errors import Contention, DeviceNotFound, InvalidInput
+from fleet.errors import DeviceNotFound, InvalidInput
 from fleet.extensions import db
 from fleet.models import Device
 from fleet.rules import Source
-from fleet.services.devices import MAX_ATTEMPTS, compare_and_set, deadline_values, thresholds_of
+from fleet.services.device_state import (
+    compare_and_set,
+    deadline_values,
+    retry_on_conflict,
+    thresholds_of,
+)
 from fleet.services.events import Event, EventKind, record_events
 
 FIELDS = ("heartbeat_interval_seconds", "grace_period_seconds", "disconnect_after_seconds")
@@ -58,7 +63,8 @@ def validate(overrides: Overrides) -> rules.Thresholds:
 def set_overrides(uid: str, overrides: Overrides, actor: str, now: datetime) -> Device:
     """Store a device's overrides, move its deadlines and record who changed what."""
     thresholds = validate(overrides)
-    for _ in range(MAX_ATTEMPTS):
+
+    def attempt(_: int) -> Device | None:
         row = db.session.execute(
             select(Device.id, Device.revision, Device.last_heartbeat_at, *_columns()).where(
                 Device.uid == uid
@@ -76,12 +82,13 @@ def set_overrides(uid: str, overrides: Overrides, actor: str, now: datetime) -> 
         # Compare-and-set on revision and heartbeat time: a heartbeat racing us
         # either sees the new thresholds or makes us retry, so deadlines never mix
         # old and new.
-        if compare_and_set(row, values):
-            record_events([_settings_event(row.id, uid, before, overrides, actor, now)])
-            db.session.commit()
-            return db.session.execute(select(Device).where(Device.id == row.id)).scalar_one()
-        db.session.rollback()
-    raise Contention("the device is being updated concurrently; retry shortly")
+        if not compare_and_set(row, values):
+            return None
+        record_events([_settings_event(row.id, uid, before, overrides, actor, now)])
+        db.session.commit()
+        return db.session.execute(select(Device).where(Device.id == row.id)).scalar_one()
+
+    return retry_on_conflict(attempt)
 
 
 def _columns() -> tuple[Any, ...]:

@@ -25,7 +25,7 @@ from fleet.errors import Contention, DeviceNotFound, FleetError
 from fleet.extensions import db
 from fleet.models import Device
 from fleet.rules import Source, Status
-from fleet.services.devices import MAX_ATTEMPTS, thresholds_of
+from fleet.services.device_state import retry_on_conflict, thresholds_of
 from fleet.services.events import Event, record_events, status_event
 from fleet.timeutil import UTCDateTime
 
@@ -147,19 +147,24 @@ def _not_found(uid: str) -> DeviceNotFound:
 
 
 def _apply_alone(result: PingResult, now: datetime, actor: str | None) -> PingOutcome | FleetError:
-    for _ in range(MAX_ATTEMPTS):
+    def attempt(_: int) -> PingOutcome | None:
         row = db.session.execute(
             select(*SNAPSHOT_COLUMNS).where(Device.uid == result.uid)
         ).one_or_none()
         if row is None:
-            return _not_found(result.uid)
+            raise _not_found(result.uid)
         written = _try_apply(Snapshot(*row), result, now, actor, wait=True)
-        if written is not None:
-            record_events([written.event] if written.event else [])
-            db.session.commit()
-            return written.outcome
-        db.session.rollback()
-    return Contention("the device is being updated concurrently; retry shortly")
+        if written is None:
+            return None
+        record_events([written.event] if written.event else [])
+        db.session.commit()
+        return written.outcome
+
+    # A batch answers each result, errors included, rather than raising.
+    try:
+        return retry_on_conflict(attempt)
+    except (DeviceNotFound, Contention) as error:
+        return error
 
 
 def _try_apply(

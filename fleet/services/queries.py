@@ -19,15 +19,30 @@ from fleet.models import Device, DeviceEvent
 from fleet.rules import ReconnectState, Status
 from fleet.services.events import EventKind
 
+
+@dataclass(frozen=True)
+class Sort:
+    label: str  # as the fleet page offers it
+    order: tuple[Any, ...] | None  # None: by the flap count, built in `_order`
+
+
+# The one list of sort keys: the fleet page, the URL parser and the admin API's
+# schema all read it.
 SORTS = {
-    "status": (Device.status, Device.uid),
-    "last_heartbeat": (Device.last_heartbeat_at.desc(), Device.uid),
-    "stalest": (Device.last_heartbeat_at, Device.uid),
-    "uid": (Device.uid,),
-    "site": (Device.site, Device.uid),
-    "transitions": None,  # by the flap count, built in `_order`
+    "status": Sort("status", (Device.status, Device.uid)),
+    "last_heartbeat": Sort("latest heartbeat", (Device.last_heartbeat_at.desc(), Device.uid)),
+    "stalest": Sort("stalest heartbeat", (Device.last_heartbeat_at, Device.uid)),
+    "uid": Sort("uid", (Device.uid,)),
+    "site": Sort("site", (Device.site, Device.uid)),
+    "transitions": Sort("transitions in window", None),
 }
+DEFAULT_SORT = "status"
+# The page sizes the fleet page offers; the admin API takes any size up to MAX_PER_PAGE.
+PER_PAGE_CHOICES = (25, 50, 100, 200)
+DEFAULT_PER_PAGE = 50
 MAX_PER_PAGE = 500
+# Beyond any real fleet: a larger page number in a URL is taken as no page number.
+MAX_PAGE_NUMBER = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -53,9 +68,9 @@ class DeviceFilter:
     flapping: bool | None = None
     reconnect_pending: bool | None = None
     q: str | None = None
-    sort: str = "status"
+    sort: str = DEFAULT_SORT
     page: int = 1
-    per_page: int = 50
+    per_page: int = DEFAULT_PER_PAGE
 
 
 @dataclass
@@ -116,9 +131,10 @@ def pending_reconnect(now: datetime) -> ColumnElement[bool]:
 
 
 def _order(query: Select, view: DeviceFilter, flaps: Any) -> Select:
-    if view.sort == "transitions":
+    order = SORTS.get(view.sort, SORTS[DEFAULT_SORT]).order
+    if order is None:
         return query.order_by(func.coalesce(flaps.c.flaps, 0).desc(), Device.uid)
-    return query.order_by(*SORTS.get(view.sort) or SORTS["status"])
+    return query.order_by(*order)
 
 
 def _filtered_ids(view: DeviceFilter, now: datetime, flap: FlapSettings) -> tuple[Select, Any]:
@@ -141,8 +157,8 @@ def list_devices(view: DeviceFilter, now: datetime) -> DevicePage:
     page = max(1, view.page)
     query, flaps = _filtered_ids(view, now, flap)
     total = db.session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-    # Sort narrow rows (ids only), then load the page's devices: at 10,000
-    # devices, sorting whole rows costs several times more.
+    # Sort narrow rows (ids only), then load the page's devices: sorting whole
+    # rows of a large fleet costs far more (docs/benchmarks.md, Dashboard).
     ids = db.session.execute(
         _order(query, view, flaps).limit(per_page).offset((page - 1) * per_page)
     ).scalars()

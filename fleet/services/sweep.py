@@ -27,7 +27,7 @@ from fleet.extensions import db
 from fleet.models import Device, SweepRun, TelemetrySample
 from fleet.rules import ReconnectState, Source, Status
 from fleet.services import locks
-from fleet.services.devices import fleet_defaults, thresholds_of
+from fleet.services.device_state import fleet_defaults, thresholds_of
 from fleet.services.events import Event, EventKind, reconnect_event, record_events, status_event
 from fleet.timeutil import utcnow
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from functools import cache
 
 from sqlalchemy import select, update
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -15,9 +16,16 @@ from fleet.services.commit import commit_unique
 
 MIN_PASSWORD_LENGTH = 8
 
-# Checked against when the email is unknown, so a login takes as long either
-# way and its timing does not reveal which accounts exist.
-_DUMMY_HASH = generate_password_hash("pulseboard-no-such-user")
+
+@cache
+def _dummy_hash() -> str:
+    """Checked against when the email is unknown, so a login takes as long either
+    way and its timing does not reveal which accounts exist.
+
+    Made on first use: a hash costs scrypt's time and memory, which a worker or
+    a CLI run that never logs anyone in should not pay at start-up.
+    """
+    return generate_password_hash("pulseboard-no-such-user")
 
 
 class Role(StrEnum):
@@ -70,7 +78,7 @@ def authenticate(email: str, password: str, now: datetime) -> User | None:
         select(User).where(User.email == normalise_email(email))
     ).scalar_one_or_none()
     if user is None:
-        check_password_hash(_DUMMY_HASH, password)
+        check_password_hash(_dummy_hash(), password)
         return None
     if not check_password_hash(user.password_hash, password) or not user.active:
         return None

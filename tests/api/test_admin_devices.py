@@ -4,12 +4,12 @@ from datetime import timedelta
 
 import pytest
 
-from fleet.services import devices, heartbeats
+from fleet.services import heartbeats, reconnects
 from fleet.services.pings import PingResult, apply_ping
 from fleet.services.sweep import enforce_timeouts
 from fleet.timeutil import utcnow
 from tests.api.admin_support import bearer, service_token
-from tests.helpers import device_row, event_kinds
+from tests.helpers import device_row, event_kinds, snapshot_of
 
 DEVICES = "/api/admin/devices"
 
@@ -68,7 +68,7 @@ def test_it_filters_flapping_devices(client, make_device, reader):
         if n % 2 == 0:
             enforce_timeouts(now)
         else:
-            snapshot = heartbeats.find_device_by_token(token)
+            snapshot = snapshot_of(token)
             heartbeats.record_heartbeat(snapshot, heartbeats.Telemetry(), now)
     response = client.get(DEVICES, query_string={"flapping": "true"}, headers=reader)
     assert uids(response) == ["flappy"]
@@ -106,7 +106,7 @@ def test_it_shows_one_device_with_everything_staff_see(client, make_device, read
         last_address="192.0.2.4",
     )
     apply_ping(PingResult("kiosk-1", False, None), utcnow())
-    devices.request_reconnect("kiosk-1", "ops@example.com", utcnow(), delay_seconds=3)
+    reconnects.request_reconnect("kiosk-1", "ops@example.com", utcnow(), delay_seconds=3)
     response = client.get(f"{DEVICES}/kiosk-1", headers=reader)
     assert response.status_code == 200
     body = response.json

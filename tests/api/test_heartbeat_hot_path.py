@@ -3,14 +3,13 @@
 import io
 import logging
 import threading
-import time
 
 import psycopg
 import pytest
-from flask import request
 
-from api.ratelimits import heartbeat_limits
-from fleet.extensions import AUTOCOMMIT_BIND, csrf, db, limiter
+from device_api import device_app_of
+from fleet.extensions import AUTOCOMMIT_BIND, db
+from fleet.ratelimits import heartbeat_limits
 from tests.conftest import ENROLLMENT_KEY
 from tests.helpers import beat, device_row
 from tests.servers import free_port
@@ -63,8 +62,8 @@ def test_a_heartbeat_while_the_database_is_unreachable_is_told_to_retry(backend,
 
 def test_a_request_that_finds_every_connection_busy_is_told_to_retry(make_app):
     pool_options = {"pool_size": 1, "max_overflow": 0, "pool_timeout": 0.2}
-    app = make_app(RATELIMIT_ENABLED=False, SQLALCHEMY_ENGINE_OPTIONS=pool_options)
-    with app.app_context(), db.engine.connect():  # the pool's only connection, busy
+    app = make_app(RATELIMIT_ENABLED=False, DEVICE_ENGINE_OPTIONS=pool_options)
+    with device_app_of(app).app_context(), db.engine.connect():  # the only connection, busy
         response = app.test_client().post(
             "/api/devices/register",
             json={"uid": "kiosk-1"},
@@ -91,7 +90,9 @@ def test_the_cap_per_minute_is_checked_only_when_the_interval_does_not_imply_it(
     assert [str(limit) for limit in heartbeat_limits(interval, cap)] == expected
 
 
-def test_the_cap_per_minute_refuses_when_the_interval_does_not_imply_it(make_app, enrol_factory):
+def test_the_cap_per_minute_refuses_when_the_interval_does_not_imply_it(
+    make_app, enrol_factory, limit_clock
+):
     app = make_app(HEARTBEAT_MIN_INTERVAL_SECONDS=1, HEARTBEAT_MAX_PER_MINUTE=2)
     with app.app_context():
         client = app.test_client()
@@ -99,7 +100,7 @@ def test_the_cap_per_minute_refuses_when_the_interval_does_not_imply_it(make_app
         answers = []
         for _ in range(3):
             answers.append(beat(client, token))
-            time.sleep(1.05)  # past the minimum interval each time
+            limit_clock.shift(1.05)  # past the minimum interval each time
     assert [a.status_code for a in answers] == [200, 200, 429]
     assert answers[-1].json["error"]["details"]["limit"] == "2 per 1 minute"
 
@@ -170,56 +171,34 @@ def test_accepted_heartbeats_are_logged_at_debug(access_lines):
     assert '"level": "debug"' in logged[0] and '"path": "/api/devices/heartbeat"' in logged[0]
 
 
-def test_device_requests_never_build_the_session_signer(app, client, enrol, monkeypatch):
+def test_the_device_app_runs_only_the_hooks_a_heartbeat_needs(app):
+    """Request ids, access lines and metrics; no session, login, CSRF, limiter or URL checks."""
+    device = device_app_of(app)
+
+    def names(registry):
+        return sorted(getattr(hook, "func", hook).__name__ for hook in registry.get(None, []))
+
+    assert device.secret_key is None  # Flask opens a null session: nothing to sign or save
+    assert names(device.before_request_funcs) == ["_bind_request_id"]
+    assert names(device.after_request_funcs) == ["_log_access", "count_request"]
+    assert names(device.teardown_request_funcs) == ["_unbind_request_id"]
+    assert set(device.extensions) == {"sqlalchemy", "pulseboard.limits"}
+
+
+def test_heartbeat_answers_set_no_cookie_and_do_not_vary_on_one(client, enrol):
     token = enrol("kiosk-1")["token"]
-
-    def refuse(_app):
-        raise AssertionError("a request without a session cookie built the cookie signer")
-
-    monkeypatch.setattr(app.session_interface, "get_signing_serializer", refuse)
     response = beat(client, token)
     assert response.status_code == 200
-    assert "Set-Cookie" not in response.headers
+    assert "Set-Cookie" not in response.headers and "Vary" not in response.headers
 
 
-def test_flask_limiter_passes_over_the_heartbeat_and_keeps_its_other_routes(
-    client, enrol, monkeypatch
-):
-    """The heartbeat counts its own limits: Flask-Limiter's hooks build no context for it."""
+def test_the_dashboard_still_refuses_a_post_without_its_csrf_token(client, enrol):
     token = enrol("kiosk-1")["token"]
-    contexts_for = []
-    built = type(limiter).context
-
-    def context(self):
-        contexts_for.append(request.endpoint)
-        return built.fget(self)
-
-    monkeypatch.setattr(type(limiter), "context", property(context))
     assert beat(client, token).status_code == 200
-    assert client.post("/api/devices/register", json={"uid": "kiosk-2"}).status_code == 401
-    assert contexts_for and set(contexts_for) == {"api.register"}
-
-
-def test_the_csrf_check_passes_over_the_api_and_guards_the_dashboard(client, enrol, monkeypatch):
-    token = enrol("kiosk-1")["token"]
-    checked = []
-    protect = type(csrf).protect
-
-    def counting_protect(self, *args, **kwargs):
-        checked.append(request.endpoint)
-        return protect(self, *args, **kwargs)
-
-    monkeypatch.setattr(type(csrf), "protect", counting_protect)
-    assert beat(client, token).status_code == 200
-    assert checked == []
     assert client.post("/logout").status_code == 400
-    assert checked == ["dashboard.logout"]
 
 
-def test_only_answers_that_read_the_session_vary_on_the_cookie(client, enrol):
-    token = enrol("kiosk-1")["token"]
-    assert "Vary" not in beat(client, token).headers
-    client.delete_cookie("session")
+def test_the_dashboard_varies_on_the_session_cookie(client):
     page = client.get("/")
     assert page.status_code == 302 and "Cookie" in page.headers["Vary"]
 
@@ -231,7 +210,7 @@ def test_threads_hold_no_more_connections_than_the_pool_keeps_and_give_them_back
     if backend != "postgres":
         pytest.skip("only heartbeats on PostgreSQL hold a connection between requests")
     pool_options = {"pool_size": 2, "max_overflow": 2, "pool_timeout": 2}
-    app = make_app(RATELIMIT_ENABLED=False, SQLALCHEMY_ENGINE_OPTIONS=pool_options)
+    app = make_app(RATELIMIT_ENABLED=False, DEVICE_ENGINE_OPTIONS=pool_options)
     threads, rounds = 8, 3
     tokens = [enrol_factory(app.test_client(), f"kiosk-{n}") for n in range(threads)]
     in_step = threading.Barrier(threads, timeout=20)
@@ -250,5 +229,5 @@ def test_threads_hold_no_more_connections_than_the_pool_keeps_and_give_them_back
     for worker in workers:
         worker.join()
     assert answers == [200] * threads * rounds
-    with app.app_context():
+    with device_app_of(app).app_context():
         assert db.engines[AUTOCOMMIT_BIND].pool.checkedout() == 0

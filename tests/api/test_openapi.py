@@ -3,6 +3,7 @@ import re
 from pydantic import BaseModel, Field
 
 from api.spec import describe
+from device_api import device_app_of
 
 SELF_DESCRIBING = {"api.openapi_json", "api.docs_page"}
 
@@ -15,10 +16,12 @@ def test_it_serves_an_openapi_31_document_of_every_api_endpoint(client, app):
     }
     assert ("/api/devices/heartbeat", "post") in documented
     assert ("/api/devices/register", "post") in documented
-    # Every API route but the document and its page, read from Flask's own routing table.
+    # Every API route but the document and its page, read from Flask's own routing
+    # tables: the main app's and the device app's.
+    rules = [*app.url_map.iter_rules(), *device_app_of(app).url_map.iter_rules()]
     routed = {
         (re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule), method.lower())
-        for rule in app.url_map.iter_rules()
+        for rule in rules
         if rule.endpoint.startswith("api.") and rule.endpoint not in SELF_DESCRIBING
         for method in rule.methods - {"HEAD", "OPTIONS"}
     }

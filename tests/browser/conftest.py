@@ -15,8 +15,8 @@ import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
-from fleet.extensions import limiter
 from tests.conftest import unavailable
+from tests.helpers import disable_rate_limits
 from tests.servers import CHROMIUM, CHROMIUM_ARGS, free_port
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -38,8 +38,7 @@ def _sqlite_only(backend: str) -> None:
 @pytest.fixture
 def live_server(app: Flask) -> Iterator[str]:
     """The test's app on a free loopback port; yields its base URL."""
-    app.config["RATELIMIT_ENABLED"] = False
-    limiter.enabled = False
+    disable_rate_limits(app)
     server = make_server("127.0.0.1", free_port(), app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -15,11 +15,11 @@ import time
 import pytest
 from sqlalchemy import select
 
-from clients.sim_fleet import SITES, slug
+from clients.sim_fleet import SITES, fleet_layout, slug
 from clients.simulator import Settings, Simulator
 from fleet.extensions import db
 from fleet.models import Device, DeviceEvent
-from fleet.services import devices
+from fleet.services import enrolment, reconnects
 from fleet.timeutil import utcnow
 from tests.clients.conftest import device_of, wait_for
 from tests.conftest import ENROLLMENT_KEY
@@ -149,7 +149,7 @@ def test_it_honours_a_reconnect_request_after_the_delay(live_server, run_simulat
     device.reconnect_by = reconnect_by
     wait_for(lambda: stored(live, device.uid), timeout=10)
     with live.context():
-        devices.request_reconnect(device.uid, "test", utcnow(), delay_seconds=1)
+        reconnects.request_reconnect(device.uid, "test", utcnow(), delay_seconds=1)
     delivered = wait_for(
         lambda: (found := stored(live, device.uid)).reconnect_state == "delivered" and found,
         timeout=10,
@@ -183,3 +183,22 @@ def test_it_stops_the_run_when_the_enrolment_key_is_wrong(live_server):
     assert "HTTP 401" in (simulator.fatal or "")
     assert ENROLLMENT_KEY not in simulator.fatal
     assert device_of(simulator, "steady").token is None
+
+
+def test_a_device_known_to_the_server_waits_for_an_operators_leave(live_server, run_simulator):
+    live = live_server()
+    uid = fleet_layout(1)[0].uid
+    with live.context():
+        enrolment.register_device(uid, utcnow())  # enrolled before; the simulator lacks its token
+    simulator = run_simulator(live.url, devices=1, mix={"steady": 1}, time_scale=20)
+    time.sleep(1.0)
+    assert not simulator.fatal and not simulator.stopping  # asking again, not given up
+    assert event_kinds_of(live, uid) == ["registered"]
+    with live.context():
+        enrolment.allow_re_enrolment(uid, "ops@example.com", utcnow(), minutes=5)
+    wait_for(lambda: "re_enrolled" in event_kinds_of(live, uid), timeout=20)
+
+
+def event_kinds_of(live, uid: str) -> list[str]:
+    with live.context():
+        return event_kinds(uid)

@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from fleet.extensions import db
 from fleet.models import Device
-from fleet.services import devices
+from fleet.services import reconnects
 from fleet.services.queries import fleet_counts
 from fleet.timeutil import utcnow
 from tests.clients.conftest import device_of, wait_for
@@ -24,7 +24,7 @@ def test_it_shows_every_tier_flapping_and_a_reconnect_round_trip(live_server, ru
     steady = device_of(simulator, "steady")
     wait_for(lambda: steady.token, timeout=10)
     with live.context():
-        devices.request_reconnect(steady.uid, "smoke test", utcnow())
+        reconnects.request_reconnect(steady.uid, "smoke test", utcnow())
     seen: dict[str, int] = {}
 
     def everything_shown() -> bool:

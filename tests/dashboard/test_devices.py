@@ -1,10 +1,10 @@
 import re
 from datetime import timedelta
 
-from fleet.services import devices, heartbeats, history
+from fleet.services import heartbeats, history, reconnects
 from fleet.services.sweep import enforce_timeouts
 from fleet.timeutil import utcnow
-from tests.helpers import device_row, event_kinds
+from tests.helpers import device_row, event_kinds, snapshot_of
 
 T0 = utcnow().replace(microsecond=0) - timedelta(hours=2)
 
@@ -13,7 +13,7 @@ def test_it_shows_the_device_with_its_timeline_telemetry_and_events(client, logi
     login("viewer")
     device = make_device("alpha", now=T0, name="Lobby screen")
     enforce_timeouts(T0 + timedelta(seconds=100))
-    snapshot = heartbeats.find_device_by_token(device.token)
+    snapshot = snapshot_of(device.token)
     telemetry = heartbeats.Telemetry(battery_level=80, wifi_strength=-60)
     heartbeats.record_heartbeat(snapshot, telemetry, T0 + timedelta(seconds=200))
     page = client.get("/devices/alpha").get_data(as_text=True)
@@ -50,7 +50,7 @@ def test_it_serves_only_the_summary_to_htmx_and_varies_on_it(client, login, make
 def test_it_refreshes_the_summary_without_loading_history(client, login, make_device, monkeypatch):
     login("viewer")
     make_device("alpha")
-    devices.request_reconnect("alpha", "ops", utcnow())
+    reconnects.request_reconnect("alpha", "ops", utcnow())
 
     def not_for_the_summary(*args, **kwargs):
         raise AssertionError("the summary's refresh loaded the page's history")

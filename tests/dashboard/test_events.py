@@ -1,6 +1,6 @@
 from datetime import timedelta
 
-from fleet.services import devices
+from fleet.services import reconnects
 from fleet.services.sweep import enforce_timeouts
 from fleet.timeutil import utcnow
 
@@ -17,7 +17,7 @@ def test_it_lists_transitions_and_operator_actions_filterably(client, login, mak
     make_device("alpha", now=T0, site="Berlin")
     make_device("bravo", now=T0, site="Paris")
     enforce_timeouts(T0 + timedelta(seconds=100))
-    devices.request_reconnect("bravo", "ops@example.com", T0 + timedelta(seconds=120))
+    reconnects.request_reconnect("bravo", "ops@example.com", T0 + timedelta(seconds=120))
     everything = table(client, "/events")
     assert everything.count("timeout sweep") >= 2 and "ops@example.com" in everything
     operator = table(client, "/events?source=operator")

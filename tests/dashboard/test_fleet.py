@@ -4,10 +4,10 @@ from urllib.parse import quote
 
 from fleet.extensions import db
 from fleet.models import Device, DeviceEvent
-from fleet.services import devices, heartbeats
+from fleet.services import heartbeats, reconnects
 from fleet.services.sweep import enforce_timeouts
 from fleet.timeutil import utcnow
-from tests.helpers import device_row
+from tests.helpers import device_row, snapshot_of
 
 T0 = utcnow().replace(microsecond=0)
 
@@ -159,8 +159,8 @@ def test_it_polls_only_the_shown_devices_that_changed_plus_the_counters(client, 
     alpha = make_device("alpha", now=old)
     bravo = make_device("bravo", now=old)
     charlie = make_device("charlie", now=old)
-    devices.request_reconnect("alpha", "ops", T0)
-    devices.request_reconnect("charlie", "ops", T0)
+    reconnects.request_reconnect("alpha", "ops", T0)
+    reconnects.request_reconnect("charlie", "ops", T0)
     query = f"since={since(T0 - timedelta(minutes=1))}&shown={alpha.id},{bravo.id}"
     response = client.get(f"/poll?{query}")
     body = html(response)
@@ -177,14 +177,14 @@ def test_it_shows_a_status_change_and_a_delivered_reconnect_in_the_next_poll(
 ):
     login("operator")
     alpha = make_device("alpha", now=T0)
-    devices.request_reconnect("alpha", "ops", T0)
+    reconnects.request_reconnect("alpha", "ops", T0)
     # The sweep stamps what it changes with the real clock (so that a poll never
     # passes a chunk not yet committed): the browser's last poll was just before it.
     last_poll = utcnow() - timedelta(seconds=1)
     enforce_timeouts(T0 + timedelta(seconds=120))
     body = html(client.get(f"/poll?since={since(last_poll)}&shown={alpha.id}"))
     assert "Temporarily offline" in body and "pending" in body
-    snapshot = heartbeats.find_device_by_token(alpha.token)
+    snapshot = snapshot_of(alpha.token)
     result = heartbeats.record_heartbeat(
         snapshot, heartbeats.Telemetry(), T0 + timedelta(seconds=130)
     )
@@ -197,7 +197,7 @@ def test_it_marks_a_shown_row_that_no_longer_matches_the_filter(client, login, m
     login("viewer")
     alpha = make_device("alpha", now=T0, status="disconnected")
     heartbeats.record_heartbeat(
-        heartbeats.find_device_by_token(alpha.token),
+        snapshot_of(alpha.token),
         heartbeats.Telemetry(),
         T0 + timedelta(seconds=5),
     )

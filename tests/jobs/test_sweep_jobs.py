@@ -14,12 +14,14 @@ from rq import Queue
 from sqlalchemy import select
 
 from fleet.extensions import db
-from fleet.models import Lease, SweepRun
+from fleet.models import SweepRun
 from fleet.services import locks
 from fleet.services.sweep import SWEEP_LOCK, last_sweep, run_sweep
 from fleet.timeutil import utcnow
 from jobs import QUEUE
+from jobs.embedded import EmbeddedSweeper
 from tests.helpers import device_row
+from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -66,50 +68,42 @@ def test_the_lock_is_free_again_after_a_sweep(app, make_device):
         assert acquired
 
 
-def test_a_lease_left_by_a_dead_holder_lapses_at_its_expiry(app, backend):
-    if backend != "sqlite":
-        pytest.skip("the database lease is the embedded default's lock; Redis expires its own")
-    now = utcnow()
-    db.session.add(Lease(name=SWEEP_LOCK, holder="dead", expires_at=now + timedelta(seconds=5)))
-    db.session.commit()
-    with locks.held(SWEEP_LOCK, 60, now) as acquired:
-        assert not acquired
-    with locks.held(SWEEP_LOCK, 60, now + timedelta(seconds=5)) as acquired:
-        assert acquired
-
-
-def test_a_redis_lock_left_by_a_killed_worker_expires(app, backend):
-    if backend != "postgres":
-        pytest.skip("Redis runs with the PostgreSQL backend")
-    client = locks.redis_client()
-    client.set(f"pulseboard:lock:{SWEEP_LOCK}", "killed-worker", px=300)
-    with locks.held(SWEEP_LOCK, 60, utcnow()) as acquired:
-        assert not acquired
-    assert wait_for(lambda: client.get(f"pulseboard:lock:{SWEEP_LOCK}") is None, timeout=2)
-    with locks.held(SWEEP_LOCK, 60, utcnow()) as acquired:
-        assert acquired
-
-
-def test_the_embedded_sweeper_disconnects_a_silent_device_unprompted(make_app, make_device_in):
+def test_the_first_request_starts_the_embedded_sweeper_and_stop_ends_it(make_app):
     app = make_app(EMBEDDED_SWEEPER=True, SWEEP_INTERVAL_SECONDS=1)
     with app.app_context():
-        make_device_in("gone", now=utcnow() - timedelta(seconds=900))
         app.test_client().get("/api/anything")  # any request starts the sweeper
         sweeper = app.extensions["pulseboard_sweeper"]
-        try:
-            assert wait_for(lambda: device_row("gone").status == "disconnected", timeout=10)
-            db.session.rollback()
-        finally:
-            sweeper.stop()
+        assert sweeper.thread.is_alive() and sweeper.interval == 1
+        sweeper.stop()
+        assert not sweeper.thread.is_alive()
+
+
+def test_an_embedded_sweep_disconnects_a_device_gone_silent(make_app, make_device_in, time_machine):
+    app = make_app(EMBEDDED_SWEEPER=True)
+    with app.app_context():
+        make_device_in("gone", now=utcnow())
+        time_machine.move_to(utcnow() + timedelta(seconds=900))
+        EmbeddedSweeper(app).sweep_once()
+        assert device_row("gone").status == "disconnected"
         assert last_sweep().runner == "embedded"
+
+
+def test_an_embedded_sweep_that_fails_is_logged_and_survived(backend, make_app, capsys):
+    unreachable = {
+        "sqlite": "sqlite:////nonexistent/dir/pulseboard.sqlite3",
+        "postgres": f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/gone",
+    }[backend]
+    app = make_app(SQLALCHEMY_DATABASE_URI=unreachable, REDIS_URL=None)
+    EmbeddedSweeper(app).sweep_once()  # no exception escapes the loop's body
+    assert "embedded_sweep_failed" in capsys.readouterr().err
 
 
 @pytest.fixture
 def make_device_in():
-    from fleet.services import devices
+    from fleet.services import enrolment
 
     def make(uid, now):
-        devices.register_device(uid, now)
+        enrolment.register_device(uid, now)
 
     return make
 

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from fleet.extensions import db
 from fleet.models import Device, DeviceEvent
-from fleet.services import devices, heartbeats
+from fleet.services import device_state, heartbeats, reconnects
 from fleet.services.sweep import enforce_timeouts
 from fleet.timeutil import utcnow
 from fleet.tokens import hash_token
@@ -70,7 +70,7 @@ def test_racing_writers_end_consistent_and_deliver_each_reconnect_once(app, make
     def request_reconnects() -> None:
         for _ in range(REQUESTS_PER_DEVICE):
             for uid in tokens:
-                devices.request_reconnect(uid, "ops@example.com", utcnow(), delay_seconds=1)
+                reconnects.request_reconnect(uid, "ops@example.com", utcnow(), delay_seconds=1)
                 _wait_until_delivered(uid)
         stop.set()
 
@@ -127,5 +127,5 @@ def _assert_status_events_form_one_chain(uid: str) -> None:
         assert event.from_status == current, f"{uid}: lost update before event {event.id}"
         assert event.to_status != event.from_status
         current = event.to_status
-    device = devices.get_device(uid)
+    device = device_state.get_device(uid)
     assert device.status == current

@@ -3,6 +3,7 @@ from datetime import timedelta
 from fleet.services import heartbeats
 from fleet.services.history import telemetry_series, timeline_segments
 from fleet.timeutil import utcnow
+from tests.helpers import snapshot_of
 
 START = utcnow().replace(microsecond=0) - timedelta(hours=24)
 END = START + timedelta(hours=24)
@@ -38,7 +39,7 @@ def test_it_leaves_the_time_before_enrolment_blank():
 
 def test_it_holds_the_last_telemetry_reading_until_now(make_device):
     device = make_device("alpha", now=START)
-    snapshot = heartbeats.find_device_by_token(device.token)
+    snapshot = snapshot_of(device.token)
     telemetry = heartbeats.Telemetry(battery_level=50, wifi_strength=-60)
     heartbeats.record_heartbeat(snapshot, telemetry, START + timedelta(hours=12))
     series = telemetry_series(device.id, START, END)

@@ -16,7 +16,7 @@ from fleet.services.pings import (
     ping_diagnosis,
 )
 from fleet.timeutil import utcnow
-from tests.helpers import device_row, events_of
+from tests.helpers import device_row, events_of, snapshot_of
 
 T0 = utcnow().replace(microsecond=0)
 ADDRESS = "10.0.0.7"
@@ -160,7 +160,7 @@ def test_a_heartbeat_landing_between_judgement_and_write_wins(app, make_device):
 
     def heartbeat_elsewhere():
         with app.app_context():
-            snapshot = heartbeats.find_device_by_token(token)
+            snapshot = snapshot_of(token)
             heartbeats.record_heartbeat(snapshot, heartbeats.Telemetry(), at(95))
             db.session.remove()
 
@@ -272,7 +272,5 @@ def test_it_pages_by_uid_so_results_posted_meanwhile_skip_nobody(make_device):
 def test_the_diagnosis_is_dropped_once_the_device_speaks_again(make_device):
     token = make_device("kiosk-1", now=T0).token
     apply_ping(result(reachable=True), at(100))
-    heartbeats.record_heartbeat(
-        heartbeats.find_device_by_token(token), heartbeats.Telemetry(), at(110)
-    )
+    heartbeats.record_heartbeat(snapshot_of(token), heartbeats.Telemetry(), at(110))
     assert ping_diagnosis(device_row("kiosk-1")) is None

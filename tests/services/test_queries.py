@@ -1,9 +1,10 @@
 from datetime import timedelta
 
-from fleet.services import devices, heartbeats
+from fleet.services import heartbeats, reconnects
 from fleet.services.queries import DeviceFilter, fleet_counts, list_devices, matching_device_ids
 from fleet.services.sweep import enforce_timeouts
 from fleet.timeutil import utcnow
+from tests.helpers import snapshot_of
 
 T0 = utcnow().replace(microsecond=0)
 
@@ -16,9 +17,7 @@ def flap(device, times: int, start):
         if n % 2 == 0:
             enforce_timeouts(now)
         else:
-            heartbeats.record_heartbeat(
-                heartbeats.find_device_by_token(device.token), heartbeats.Telemetry(), now
-            )
+            heartbeats.record_heartbeat(snapshot_of(device.token), heartbeats.Telemetry(), now)
 
 
 def uids(page):
@@ -40,9 +39,7 @@ def test_it_counts_flapping_devices_in_the_window(make_device):
     flappy = make_device("flappy", now=T0)
     flap(flappy, 4, T0)
     now = T0 + timedelta(seconds=400)
-    heartbeats.record_heartbeat(
-        heartbeats.find_device_by_token(steady.token), heartbeats.Telemetry(), now
-    )
+    heartbeats.record_heartbeat(snapshot_of(steady.token), heartbeats.Telemetry(), now)
     page = list_devices(DeviceFilter(flapping=True), now)
     assert [(device.uid, flaps) for device, flaps in page.items] == [("flappy", 4)]
     assert uids(list_devices(DeviceFilter(sort="transitions"), now)) == ["flappy", "steady"]
@@ -55,7 +52,7 @@ def test_it_counts_the_fleet_by_status_and_pending_reconnects(make_device):
     make_device("a", now=T0)
     make_device("b", now=T0, status="temporarily_offline")
     make_device("c", now=T0, status="disconnected")
-    devices.request_reconnect("a", "ops", T0)
+    reconnects.request_reconnect("a", "ops", T0)
     counts = fleet_counts(T0)
     assert counts == {
         "connected": 1,

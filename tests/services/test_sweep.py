@@ -4,11 +4,11 @@ from sqlalchemy import func, select
 
 from fleet.extensions import db
 from fleet.models import DeviceEvent, TelemetrySample
-from fleet.services import devices, heartbeats
+from fleet.services import enrolment, heartbeats, reconnects, sweep
 from fleet.services.events import COPY_AT_LEAST
 from fleet.services.sweep import enforce_timeouts
 from fleet.timeutil import utcnow
-from tests.helpers import device_row, event_kinds, events_of
+from tests.helpers import device_row, event_kinds, events_of, snapshot_of, writes_refused
 
 T0 = utcnow().replace(microsecond=0)
 
@@ -95,7 +95,7 @@ def test_a_second_sweep_changes_nothing(make_device):
 def test_a_heartbeat_after_the_sweep_reconnects_with_its_own_event(make_device):
     device = make_device("kiosk-1", now=T0)
     enforce_timeouts(at(100))
-    snapshot = heartbeats.find_device_by_token(device.token)
+    snapshot = snapshot_of(device.token)
     heartbeats.record_heartbeat(snapshot, heartbeats.Telemetry(), at(101))
     assert device_row("kiosk-1").status == "connected"
     assert enforce_timeouts(at(102)).transitions == 0
@@ -104,7 +104,7 @@ def test_a_heartbeat_after_the_sweep_reconnects_with_its_own_event(make_device):
 
 def test_it_expires_pending_reconnects_past_their_ttl(make_device):
     make_device("kiosk-1", now=T0)
-    devices.request_reconnect("kiosk-1", "ops", at(0))
+    reconnects.request_reconnect("kiosk-1", "ops", at(0))
     assert enforce_timeouts(at(599)).reconnects_expired == 0
     assert enforce_timeouts(at(600)).reconnects_expired == 1
     assert device_row("kiosk-1").reconnect_state == "expired"
@@ -113,14 +113,14 @@ def test_it_expires_pending_reconnects_past_their_ttl(make_device):
 
 def test_it_prunes_telemetry_older_than_the_retention(make_device):
     device = make_device("kiosk-1", now=T0)
-    snapshot = heartbeats.find_device_by_token(device.token)
+    snapshot = snapshot_of(device.token)
     heartbeats.record_heartbeat(snapshot, heartbeats.Telemetry(battery_level=80), at(0))
     enforce_timeouts(at(86_401))
     assert db.session.execute(select(func.count()).select_from(TelemetrySample)).scalar_one() == 0
 
 
 def test_devices_that_never_spoke_are_left_alone(app):
-    devices.add_device("kiosk-1", T0)
+    enrolment.add_device("kiosk-1", T0)
     assert enforce_timeouts(at(10_000)).transitions == 0
     assert device_row("kiosk-1").status == "disconnected"
 
@@ -145,3 +145,53 @@ def test_a_large_sweep_writes_every_event_in_full(make_device):
         )
     }
     assert db.session.execute(select(func.count()).select_from(DeviceEvent)).scalar_one() == 120
+
+
+def test_it_moves_a_fleet_larger_than_a_chunk_in_several(make_device, monkeypatch):
+    monkeypatch.setattr(sweep, "CHUNK", 2)
+    for n in range(5):
+        make_device(f"kiosk-{n}", now=T0)
+    report = enforce_timeouts(at(90))
+    assert sorted(change.uid for change in report.changes) == [f"kiosk-{n}" for n in range(5)]
+    assert all(device_row(f"kiosk-{n}").status == "temporarily_offline" for n in range(5))
+    assert sum(len(events_of(f"kiosk-{n}")) for n in range(5)) == 5
+
+
+def test_a_fleet_of_exactly_whole_chunks_ends_the_loop(make_device, monkeypatch):
+    monkeypatch.setattr(sweep, "CHUNK", 2)
+    for n in range(4):
+        make_device(f"kiosk-{n}", now=T0)
+    assert enforce_timeouts(at(90)).transitions == 4
+    assert enforce_timeouts(at(90)).transitions == 0
+
+
+def test_a_row_that_fails_its_chunk_is_skipped_and_the_others_still_move(make_device, caplog):
+    for uid in ("kiosk-a", "broken", "kiosk-b"):
+        make_device(uid, now=T0)
+    broken_id = device_row("broken").id
+    with writes_refused("broken", how="fail"):
+        report = enforce_timeouts(at(90))
+    assert sorted(change.uid for change in report.changes) == ["kiosk-a", "kiosk-b"]
+    # structlog hands each line to the standard logging as its event dict.
+    lines = [record.msg for record in caplog.records if record.name == "pulseboard.sweep"]
+    failures = [(line["event"], line.get("device_id")) for line in lines]
+    assert failures == [("sweep_chunk_failed", None), ("sweep_row_failed", broken_id)]
+    assert device_row("broken").status == "connected"
+    assert events_of("broken") == []
+    assert events_of("kiosk-a") == [("connected", "temporarily_offline", "system")]
+    # The next sweep, with the row healthy again, moves it.
+    assert [change.uid for change in enforce_timeouts(at(91)).changes] == ["broken"]
+
+
+def test_chunks_committed_before_a_failure_are_kept(make_device, monkeypatch):
+    monkeypatch.setattr(sweep, "CHUNK", 1)
+    for uid in ("kiosk-a", "kiosk-b", "broken"):
+        make_device(uid, now=T0)
+    with writes_refused("broken", how="fail"):
+        report = enforce_timeouts(at(90))
+    assert sorted(change.uid for change in report.changes) == ["kiosk-a", "kiosk-b"]
+    assert [device_row(uid).status for uid in ("kiosk-a", "kiosk-b", "broken")] == [
+        "temporarily_offline",
+        "temporarily_offline",
+        "connected",
+    ]

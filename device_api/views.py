@@ -1,63 +1,65 @@
-"""The device API: enrolment and heartbeats."""
+"""The device API's two views: enrolment and the heartbeat (the hot path)."""
 
 from __future__ import annotations
 
-from flask import Response, current_app, jsonify, request
-from flask_limiter.util import get_remote_address
+from flask import Blueprint, Response, jsonify
 from pydantic import TypeAdapter
 
-from api import bp, ratelimits
 from api.auth import bearer_token, refuse_credentials
 from api.body import parse_body, read_json_object
 from api.schemas import HeartbeatRequest, HeartbeatResponse, RegisterRequest, RegisterResponse
 from api.spec import describe
+from fleet import ratelimits
 from fleet.context import current_request
-from fleet.errors import Unauthorized
-from fleet.extensions import limiter
-from fleet.services import devices, heartbeats
+from fleet.errors import EnrolmentRefused, Unauthorized
+from fleet.services import enrolment, heartbeats
 from fleet.timeutil import utcnow
 from fleet.tokens import hash_token
 
-
-def bad_credential_limits() -> str:
-    return f"{current_app.config['BAD_TOKEN_MAX_PER_MINUTE']} per minute"
-
-
-def was_refused(response: Response) -> bool:
-    """Only failed credentials count against a client address."""
-    return response.status_code == 401
+# Named as the main app's API blueprint, so endpoints (and their metric labels) read api.*.
+bp = Blueprint("api", __name__, url_prefix="/api")
 
 
 @bp.post("/devices/register")
 @describe(
-    "Enrol a device (or re-enrol a known uid, rotating its token)",
+    "Enrol a device (or re-enrol a known uid, with its current token, rotating it)",
     request=RegisterRequest,
     response=RegisterResponse,
     status=201,
     auth="enrollment",
-    errors=(400, 401, 413, 422, 429),
+    errors=(400, 401, 409, 413, 422, 429),
 )
-@limiter.limit(bad_credential_limits, key_func=get_remote_address, deduct_when=was_refused)
 def register():
+    request = current_request()
     raw = read_json_object()
-    devices.check_enrollment_key(
-        request.headers.get("X-Enrollment-Key") or raw.get("enrollment_key")
-    )
+    try:
+        enrolment.check_enrollment_key(
+            request.headers.get("X-Enrollment-Key") or raw.get("enrollment_key")
+        )
+    except Unauthorized as error:
+        refuse_credentials(error.message)
     body = RegisterRequest.model_validate(raw)
-    enrolment = devices.register_device(
-        body.uid,
-        utcnow(),
-        name=body.name,
-        site=body.site,
-        app_version=body.app_version,
-        address=request.remote_addr,
-    )
+    ratelimits.count_enrolment(request.remote_addr, body.uid)
+    try:
+        enrolled = enrolment.register_device(
+            body.uid,
+            utcnow(),
+            name=body.name,
+            site=body.site,
+            app_version=body.app_version,
+            address=request.remote_addr,
+            current_token=bearer_token(),
+        )
+    except EnrolmentRefused:
+        # A takeover attempt (or a kiosk that lost its token) spends the address's allowance.
+        ratelimits.count_failed_credentials(request.remote_addr)
+        raise
     response = RegisterResponse(
-        uid=enrolment.uid,
-        token=enrolment.token,
-        created=enrolment.created,
-        status=enrolment.status,
-        heartbeat_interval_seconds=enrolment.heartbeat_interval_seconds,
+        uid=enrolled.uid,
+        token=enrolled.token,
+        created=enrolled.created,
+        status=enrolled.status,
+        heartbeat_interval_seconds=enrolled.heartbeat_interval_seconds,
     )
     return jsonify(response.model_dump(mode="json")), 201
 
@@ -71,6 +73,7 @@ def register():
     errors=(400, 401, 413, 422, 429, 503),
 )
 def heartbeat():
+    ratelimits.refuse_a_flooding_address(current_request().remote_addr)
     token = bearer_token() or refuse_credentials("missing device token")
     token_hash = hash_token(token)
     ratelimits.check_heartbeat_limits(token_hash)
@@ -87,5 +90,5 @@ def heartbeat():
 
 
 # The answer, HeartbeatResponse as documented, written straight from the service's
-# result: validating a HeartbeatResponse first cost as much again as writing it.
+# result: validating a HeartbeatResponse first would cost as much again as writing it.
 HEARTBEAT_ANSWER = TypeAdapter(heartbeats.HeartbeatResult)

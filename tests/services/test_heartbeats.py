@@ -1,22 +1,26 @@
 from datetime import timedelta
 
-from fleet.services import devices, heartbeats
+import pytest
+
+from fleet.errors import Unauthorized
+from fleet.services import enrolment, heartbeats, reconnects
 from fleet.services.heartbeats import Telemetry
 from fleet.timeutil import utcnow
-from tests.helpers import device_row, event_kinds, events_of
+from fleet.tokens import hash_token
+from tests.helpers import device_row, event_kinds, events_of, snapshot_of
 
 T0 = utcnow().replace(microsecond=0)
 
 
 def heartbeat(device, now, **telemetry):
-    snapshot = heartbeats.find_device_by_token(device.token)
+    snapshot = snapshot_of(device.token)
     return heartbeats.record_heartbeat(snapshot, Telemetry(**telemetry), now)
 
 
 def test_it_connects_a_device_added_by_an_administrator_on_its_first_heartbeat(app):
-    token = devices.add_device("kiosk-1", T0, site="Lobby")
+    token = enrolment.add_device("kiosk-1", T0, site="Lobby")
     assert device_row("kiosk-1").status == "disconnected"
-    snapshot = heartbeats.find_device_by_token(token)
+    snapshot = snapshot_of(token)
     result = heartbeats.record_heartbeat(snapshot, Telemetry(), T0 + timedelta(seconds=5))
     assert result.status == "connected"
     assert events_of("kiosk-1") == [("disconnected", "connected", "device")]
@@ -47,19 +51,35 @@ def test_it_marks_the_row_changed_only_when_something_visible_changes(make_devic
 
 def test_a_new_request_replaces_a_delivered_one(make_device):
     device = make_device("kiosk-1", now=T0)
-    devices.request_reconnect("kiosk-1", "ops", T0, delay_seconds=1)
+    reconnects.request_reconnect("kiosk-1", "ops", T0, delay_seconds=1)
     assert heartbeat(device, T0 + timedelta(seconds=1)).should_reconnect
-    devices.request_reconnect("kiosk-1", "ops", T0 + timedelta(seconds=2), delay_seconds=9)
+    reconnects.request_reconnect("kiosk-1", "ops", T0 + timedelta(seconds=2), delay_seconds=9)
     result = heartbeat(device, T0 + timedelta(seconds=3))
     assert (result.should_reconnect, result.reconnect_delay_seconds) == (True, 9)
     assert event_kinds("kiosk-1").count("reconnect_delivered") == 2
 
 
-def test_bulk_reconnect_spreads_the_delays(make_device):
-    rows = [
-        (device.id, device.uid) for device in (make_device(f"kiosk-{n}", now=T0) for n in range(4))
-    ]
-    assert devices.request_bulk_reconnect(rows, "ops", T0, spread_seconds=60) == 4
-    delays = sorted(device_row(f"kiosk-{n}").reconnect_delay_seconds for n in range(4))
-    assert delays == [5, 20, 35, 50]
-    assert all(device_row(f"kiosk-{n}").reconnect_state == "pending" for n in range(4))
+def test_a_token_rotated_mid_heartbeat_is_refused(make_device):
+    device = make_device("kiosk-1")
+    snapshot = snapshot_of(device.token)
+    enrolment.register_device("kiosk-1", utcnow())  # re-enrolled: a new token
+    reconnects.request_reconnect("kiosk-1", "ops", utcnow())  # the first write loses
+    with pytest.raises(Unauthorized):
+        heartbeats.record_heartbeat(snapshot, Telemetry(), utcnow())
+
+
+def test_a_heartbeat_with_a_rotated_token_is_unauthorized(make_device):
+    device = make_device("kiosk-1")
+    enrolment.register_device("kiosk-1", utcnow())
+    with pytest.raises(Unauthorized):
+        heartbeats.accept_heartbeat(hash_token(device.token), Telemetry(), utcnow())
+
+
+def test_a_lost_race_is_planned_again_from_the_fresh_row(make_device):
+    device = make_device("kiosk-1", now=T0, status="disconnected")
+    stale = snapshot_of(device.token)
+    reconnects.request_reconnect("kiosk-1", "ops", T0, delay_seconds=4)  # unseen by `stale`
+    result = heartbeats.record_heartbeat(stale, Telemetry(), T0 + timedelta(seconds=1))
+    assert (result.should_reconnect, result.reconnect_delay_seconds) == (True, 4)
+    assert device_row("kiosk-1").status == "connected"
+    assert event_kinds("kiosk-1")[-2:] == ["status", "reconnect_delivered"]

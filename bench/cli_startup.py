@@ -1,0 +1,83 @@
+"""Benchmark: how long a `flask` command takes to start, against bare Flask's in the same run.
+
+    .venv/bin/python -m bench.cli_startup [--runs 7]
+
+Every `flask devices monitor-status` from cron and every operator command pays
+the app's start-up before doing anything. Each round runs `flask --help`
+(Flask alone) and `flask --app wsgi --help` (Pulseboard's app built, every
+command registered) one after the other, and reports the medians of wall
+time and of CPU time (user + system, the figure a busy machine disturbs
+least), and Pulseboard's cost above bare Flask. Targets: under 1 s wall,
+under 0.5 s above bare Flask.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FLASK = str(Path(sys.executable).with_name("flask"))
+TARGETS = {
+    "bare flask --help": [FLASK, "--help"],
+    "flask --app wsgi --help": [FLASK, "--app", str(ROOT / "wsgi.py"), "--help"],
+}
+
+
+def run_once(command: list[str], env: dict[str, str], cwd: str) -> tuple[float, float]:
+    """Wall and CPU seconds of one run of `command`."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    subprocess.run(
+        command, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        # A database of its own, so that the run touches nothing of a real install.
+        env = {**os.environ, "DATABASE_URL": f"sqlite:///{scratch}/cli.sqlite3"}
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        samples: dict[str, list[tuple[float, float]]] = {name: [] for name in TARGETS}
+        # Run from an empty folder: given no --app, flask would find our wsgi.py.
+        for command in TARGETS.values():
+            run_once(command, env, scratch)  # warm the page cache and the bytecode files
+        for _ in range(args.runs):
+            for name, command in TARGETS.items():
+                samples[name].append(run_once(command, env, scratch))
+    report(samples)
+
+
+def report(samples: dict[str, list[tuple[float, float]]]) -> None:
+    medians = {
+        name: (statistics.median(w for w, _ in runs), statistics.median(c for _, c in runs))
+        for name, runs in samples.items()
+    }
+    print(f"{'command':<26} {'wall (median)':>14} {'CPU (median)':>13} {'CPU (least)':>12}")
+    for name, (wall, cpu) in medians.items():
+        least = min(c for _, c in samples[name])
+        print(f"{name:<26} {wall:>12.2f} s {cpu:>11.2f} s {least:>10.2f} s")
+    (bare_wall, bare_cpu), (app_wall, app_cpu) = medians.values()
+    print(
+        f"Pulseboard above bare Flask: {app_wall - bare_wall:.2f} s wall, "
+        f"{app_cpu - bare_cpu:.2f} s CPU"
+    )
+    print("targets: under 1 s wall; under 0.5 s above bare Flask")
+
+
+if __name__ == "__main__":
+    main()

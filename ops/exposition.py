@@ -1,0 +1,89 @@
+"""The Prometheus exposition /metrics serves: this host's counters, then the fleet gauges.
+
+The counters are kept by fleet.metrics in the process that does the work. The
+fleet gauges (devices by status, the last sweep) are not per-process facts:
+they are read from the database at scrape time, with one GROUP BY and one
+indexed lookup. Living here, beside the view, the exposition may import the
+services it reads without the services' own counters importing them back.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import structlog
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy.exc import SQLAlchemyError
+
+from fleet.extensions import db
+from fleet.models import SweepRun
+from fleet.rules import Status
+from fleet.services.queries import devices_by_status
+from fleet.services.sweep import last_sweep
+
+log = structlog.get_logger("pulseboard.metrics")
+
+
+class FleetCollector(Collector):
+    """Gauges computed from the database when scraped."""
+
+    def __init__(self, counts: dict[str, int], last_sweep: SweepRun | None) -> None:
+        self.counts = counts
+        self.last_sweep = last_sweep
+
+    def collect(self) -> Iterator[Metric]:
+        devices = GaugeMetricFamily(
+            "pulseboard_devices", "Devices by current status.", labels=["status"]
+        )
+        for status in Status:
+            devices.add_metric([status.value], self.counts.get(status.value, 0))
+        yield devices
+        if self.last_sweep is None:
+            return
+        run = self.last_sweep
+        yield GaugeMetricFamily(
+            "pulseboard_sweep_last_run_timestamp_seconds",
+            "When the newest completed sweep started (Unix time), whichever process ran it.",
+            value=run.started_at.timestamp(),
+        )
+        yield GaugeMetricFamily(
+            "pulseboard_sweep_last_duration_seconds",
+            "Duration of the newest completed sweep.",
+            value=run.duration_ms / 1000,
+        )
+        yield GaugeMetricFamily(
+            "pulseboard_sweep_last_transitions",
+            "Status transitions made by the newest completed sweep.",
+            value=run.transitions,
+        )
+
+
+def multiprocess_mode() -> bool:
+    """True when counters are shared through files, as under gunicorn."""
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+def render_latest() -> bytes:
+    """The text exposition of every metric: this host's processes, then the fleet gauges."""
+    if multiprocess_mode():
+        processes = CollectorRegistry()
+        multiprocess.MultiProcessCollector(processes)
+    else:
+        processes = REGISTRY
+    return generate_latest(processes) + _fleet_exposition()
+
+
+def _fleet_exposition() -> bytes:
+    # A database outage must not cost the scrape the counters that explain it.
+    try:
+        collector = FleetCollector(devices_by_status(), last_sweep())
+    except SQLAlchemyError as error:
+        db.session.rollback()
+        log.warning("fleet_metrics_unavailable", error=type(error).__name__)
+        return b""
+    fleet = CollectorRegistry(auto_describe=False)
+    fleet.register(collector)
+    return generate_latest(fleet)

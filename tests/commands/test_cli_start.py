@@ -1,0 +1,56 @@
+"""Starting the `flask` command itself, as cron and operators do, in a process of its own."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+FLASK = str(Path(sys.executable).with_name("flask"))
+
+
+def run_flask(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    environment = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}",
+        **env,
+    }
+    return subprocess.run(
+        [FLASK, "--app", str(ROOT / "wsgi.py"), *args],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_it_starts_when_the_metrics_directory_does_not_exist_yet(tmp_path):
+    metrics_dir = tmp_path / "metrics" / "not-yet"
+    result = run_flask(tmp_path, "devices", "--help", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
+    assert result.returncode == 0, result.stderr
+    assert "monitor-status" in result.stdout
+    assert metrics_dir.is_dir()
+
+
+def test_listing_the_commands_loads_neither_redis_nor_rq_nor_the_postgresql_driver(tmp_path):
+    probe = (
+        "import sys; from flask.cli import main; sys.argv = ['flask', '--help']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('redis', 'rq', 'psycopg') if m in sys.modules), file=sys.stderr)"
+    )
+    environment = {
+        **os.environ,
+        "FLASK_APP": str(ROOT / "wsgi.py"),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "[]"

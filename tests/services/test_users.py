@@ -1,0 +1,73 @@
+"""Dashboard accounts: created with a hashed password, checked case-insensitively by email."""
+
+import pytest
+
+from fleet.errors import AlreadyExists, InvalidInput
+from fleet.services import users
+from fleet.timeutil import utcnow
+
+T0 = utcnow().replace(microsecond=0)
+
+
+def test_it_creates_an_account_with_only_a_hash_of_the_password(app):
+    user = users.create_user(" Ops@Example.com ", "long-password", "operator", T0)
+    assert (user.email, user.role, user.active) == ("ops@example.com", "operator", True)
+    assert "long-password" not in user.password_hash
+
+
+@pytest.mark.parametrize(
+    ("email", "password", "role", "field"),
+    [
+        ("no-at-sign", "long-password", "viewer", "email"),
+        ("a@example.com", "short", "viewer", "password"),
+        ("a@example.com", "long-password", "superuser", "role"),
+    ],
+)
+def test_it_names_what_is_wrong_with_a_new_account(app, email, password, role, field):
+    with pytest.raises(InvalidInput) as raised:
+        users.create_user(email, password, role, T0)
+    assert raised.value.details == {"field": field}
+
+
+def test_an_email_is_one_account_whatever_its_case(app):
+    users.create_user("a@example.com", "long-password", "viewer", T0)
+    with pytest.raises(AlreadyExists):
+        users.create_user("A@EXAMPLE.COM", "other-password", "viewer", T0)
+
+
+def test_it_authenticates_the_right_password_and_stamps_the_login(app):
+    users.create_user("a@example.com", "long-password", "viewer", T0)
+    user = users.authenticate("A@example.com", "long-password", T0)
+    assert user is not None and user.last_login_at == T0
+
+
+@pytest.mark.parametrize(
+    ("email", "password"), [("a@example.com", "wrong-password"), ("b@example.com", "x")]
+)
+def test_a_wrong_password_or_unknown_email_is_none(app, email, password):
+    users.create_user("a@example.com", "long-password", "viewer", T0)
+    assert users.authenticate(email, password, T0) is None
+
+
+def test_an_inactive_account_neither_logs_in_nor_keeps_its_session(app):
+    from fleet.extensions import db
+
+    user = users.create_user("a@example.com", "long-password", "viewer", T0)
+    user.active = False
+    db.session.commit()
+    assert users.authenticate("a@example.com", "long-password", T0) is None
+    assert users.get_active_user(user.id) is None
+
+
+@pytest.mark.parametrize(
+    ("role", "needed", "allowed"),
+    [
+        ("viewer", "viewer", True),
+        ("viewer", "operator", False),
+        ("operator", "viewer", True),
+        ("admin", "operator", True),
+        ("nobody", "viewer", False),
+    ],
+)
+def test_each_role_may_do_what_the_roles_before_it_may(role, needed, allowed):
+    assert users.role_allows(role, needed) is allowed

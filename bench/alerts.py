@@ -33,7 +33,8 @@ from fleet.extensions import db
 from fleet.models import Device
 from fleet.services.alerts import channels, ruleset
 from fleet.services.alerts.ruleset import RuleSpec
-from fleet.services.devices import fleet_defaults, register_device
+from fleet.services.device_state import fleet_defaults
+from fleet.services.enrolment import register_device
 from fleet.services.sweep import enforce_timeouts
 from fleet.timeutil import utcnow
 from jobs.embedded import delivery, sweeper

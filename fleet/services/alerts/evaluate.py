@@ -33,7 +33,7 @@ from fleet.rules import Source, Status
 from fleet.services.alerts import incidents, messages, outbox
 from fleet.services.alerts.audit import write_log
 from fleet.services.alerts.ruleset import Rule, load_rules
-from fleet.services.devices import thresholds_of
+from fleet.services.device_state import thresholds_of
 from fleet.services.queries import flap_settings
 
 log = structlog.get_logger("pulseboard.alerts")

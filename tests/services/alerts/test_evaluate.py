@@ -73,7 +73,7 @@ def test_a_device_back_within_the_group_wait_sends_nothing(fleet, hook, add_rule
 
 
 def test_a_device_never_seen_online_raises_nothing(app, hook, add_rule, receiver):
-    from fleet.services.devices import add_device
+    from fleet.services.enrolment import add_device
 
     add_device("boxed", at(0), site="store")
     add_rule()

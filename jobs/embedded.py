@@ -61,7 +61,7 @@ def sweeper(app: Flask) -> EmbeddedLoop:
     """The timeout sweep every SWEEP_INTERVAL_SECONDS."""
     return EmbeddedLoop(
         app,
-        "sweeper",
+        "sweep",
         app.config["SWEEP_INTERVAL_SECONDS"],
         lambda now: run_sweep(now, runner="embedded"),
     )

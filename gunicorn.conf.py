@@ -23,6 +23,10 @@ worker_class = "gthread"
 # A heartbeat is one short transaction; threads cover the time spent waiting on the database.
 threads = int(os.environ.get("GUNICORN_THREADS", "4" if workers > 1 else "8"))
 timeout = 30
+# gunicorn's largest request line: the longest URL the OpenAPI document allows
+# (a 200-character search and site, percent-encoded UTF-8) fits, where the
+# default of 4094 bytes answered 414.
+limit_request_line = 8190
 graceful_timeout = 30
 keepalive = 5
 # Files written on every request belong in memory, not on a disk-backed /tmp

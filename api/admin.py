@@ -38,7 +38,6 @@ from api.auth import bearer_token, refuse_credentials
 from api.body import parse_body
 from api.errors import invalid_fields
 from api.spec import describe
-from fleet import ratelimits
 from fleet.errors import FleetError, Forbidden
 from fleet.services import device_state, pings, queries, reconnects, service_tokens
 from fleet.services.service_tokens import ServiceIdentity
@@ -68,7 +67,6 @@ def require_service(scope: str) -> Callable[[View], View]:
     def decorate(view: View) -> View:
         @wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
-            ratelimits.refuse_a_flooding_address(request.remote_addr)
             identity = authenticated_service()
             if identity is None:
                 refuse_credentials("missing, unknown or revoked service token")

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, ConfigDict, Field, field_validator
 
-from api.schemas import RequestBody, Schema, Uid
+from api.schemas import RequestBody, Schema, Uid, WholeNumber
 from fleet import rules
 from fleet.services.pings import MAX_PAGE, ping_diagnosis
 from fleet.services.queries import (
@@ -184,7 +184,7 @@ class DeviceListResponse(Schema):
 
 
 class ReconnectRequest(RequestBody):
-    delay_seconds: int | None = Field(
+    delay_seconds: WholeNumber | None = Field(
         default=None, ge=0, le=3600, description="Defaults to RECONNECT_DELAY_SECONDS."
     )
 

@@ -4,9 +4,21 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+
+def _integral_number(value: Any) -> Any:
+    # JSON has one number type: 67.0 is an integer to JSON Schema (and to the
+    # OpenAPI document), so an integral float is taken as the integer it is.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# An integer field that also takes an integral JSON number such as 67.0.
+WholeNumber = Annotated[int, BeforeValidator(_integral_number)]
 
 Uid = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
 
@@ -73,9 +85,9 @@ class HeartbeatRequest(RequestBody):
     )
 
     battery_level: float | None = Field(default=None, ge=0, le=100)
-    wifi_strength: int | None = Field(default=None, ge=-120, le=0, description="dBm")
+    wifi_strength: WholeNumber | None = Field(default=None, ge=-120, le=0, description="dBm")
     app_version: str | None = Field(default=None, max_length=64)
-    uptime_seconds: int | None = Field(default=None, ge=0, le=10**11)
+    uptime_seconds: WholeNumber | None = Field(default=None, ge=0, le=10**11)
     extra: dict[str, Any] | None = Field(default=None, description="Free-form, bounded size.")
 
     @field_validator("extra")

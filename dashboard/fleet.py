@@ -8,8 +8,10 @@ from flask_login import current_user
 from dashboard import bp
 from dashboard.auth import requires_role
 from dashboard.params import device_filter, parse_time, shown_ids
-from fleet.services import dashboard
+from fleet.models import BulkAction
+from fleet.services import bulk, dashboard
 from fleet.timeutil import utcnow
+from jobs.bulk import start_in_background
 
 POLL_KEYS = ("since", "shown")
 
@@ -57,6 +59,19 @@ def reconnect(uid: str):
 @bp.post("/reconnect")
 @requires_role("operator")
 def reconnect_bulk():
-    count = dashboard.reconnect_matching(device_filter(request.args), current_user.email, utcnow())
+    action = dashboard.reconnect_matching(device_filter(request.args), current_user.email, utcnow())
+    if action.state == bulk.RUNNING:
+        start_in_background(current_app._get_current_object(), action.id)
+    return _bulk_progress(action)
+
+
+@bp.get("/bulk/<int:action_id>")
+def bulk_progress(action_id: int):
+    """How far a bulk action is; polled by its progress line until it is done."""
+    # A finished run's line carries no poll, so swapping it in ends the polling.
+    return _bulk_progress(bulk.get_bulk_action(action_id))
+
+
+def _bulk_progress(action: BulkAction) -> tuple[str, int]:
     spread = current_app.config["BULK_RECONNECT_SPREAD_SECONDS"]
-    return render_template("dashboard/_bulk_result.html", count=count, spread=spread)
+    return render_template("dashboard/_bulk_result.html", action=action, spread=spread), 200

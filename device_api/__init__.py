@@ -12,11 +12,14 @@ lines, metrics and JSON errors every API answer has.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 
 from fleet.limit_storage import LimitStorage
+
+if TYPE_CHECKING:
+    from fleet.ratelimits import FloodGuard
 
 DEVICE_PATHS = frozenset({"/api/devices/heartbeat", "/api/devices/register"})
 HEARTBEAT_ENDPOINT = "api.heartbeat"
@@ -26,7 +29,7 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 def create_device_app(
-    main: Flask, engine_options: Mapping[str, Any], limits: LimitStorage
+    main: Flask, engine_options: Mapping[str, Any], limits: LimitStorage, guard: FloodGuard
 ) -> Flask:
     """The device app beside `main`: its config less the session secret, its own engine pool."""
     from api.errors import register_error_handlers
@@ -44,7 +47,7 @@ def create_device_app(
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = dict(engine_options)
     app.config["SQLALCHEMY_BINDS"] = _binds_with(main.config["SQLALCHEMY_BINDS"], engine_options)
     db.init_app(app)
-    install(app, limits)
+    install(app, limits, guard)
     init_request_logging(app, quiet_endpoints=frozenset({HEARTBEAT_ENDPOINT}))
     app.after_request(count_request)
     register_error_handlers(app)

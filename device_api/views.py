@@ -54,6 +54,7 @@ def register():
         # A takeover attempt (or a kiosk that lost its token) spends the address's allowance.
         ratelimits.count_failed_credentials(request.remote_addr)
         raise
+    ratelimits.guard().remember_good(hash_token(enrolled.token))
     response = RegisterResponse(
         uid=enrolled.uid,
         token=enrolled.token,
@@ -73,19 +74,19 @@ def register():
     errors=(400, 401, 413, 422, 429, 503),
 )
 def heartbeat():
-    ratelimits.refuse_a_flooding_address(current_request().remote_addr)
+    request = current_request()
     token = bearer_token() or refuse_credentials("missing device token")
     token_hash = hash_token(token)
+    ratelimits.refuse_a_flooding_address(request.remote_addr, token_hash)
     ratelimits.check_heartbeat_limits(token_hash)
     body = parse_body(HeartbeatRequest)
     # A model's fields are its attributes: model_dump() would copy them twice as slowly.
     telemetry = heartbeats.Telemetry(**vars(body))
     try:
-        result = heartbeats.accept_heartbeat(
-            token_hash, telemetry, utcnow(), current_request().remote_addr
-        )
+        result = heartbeats.accept_heartbeat(token_hash, telemetry, utcnow(), request.remote_addr)
     except Unauthorized as error:
         refuse_credentials(error.message)
+    ratelimits.guard().remember_good(token_hash)
     return Response(HEARTBEAT_ANSWER.dump_json(result), content_type="application/json")
 
 

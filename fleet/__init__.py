@@ -56,9 +56,10 @@ def _mount_device_app(app: Flask) -> None:
     from fleet import ratelimits
 
     limits = ratelimits.storage_for(app.config)
-    ratelimits.install(app, limits)
+    guard = ratelimits.FloodGuard()
+    ratelimits.install(app, limits, guard)
     device_app = app.extensions[EXTENSION_KEY] = create_device_app(
-        app, app.config["DEVICE_ENGINE_OPTIONS"], limits
+        app, app.config["DEVICE_ENGINE_OPTIONS"], limits, guard
     )
     # Flask's documented place for middleware: the device paths never reach the main app.
     app.wsgi_app = DeviceDispatcher(app.wsgi_app, device_app.wsgi_app)  # type: ignore[method-assign]

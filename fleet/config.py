@@ -14,6 +14,9 @@ from typing import Any
 # The bind name of the autocommit engine (`db.engines[AUTOCOMMIT_BIND]`).
 AUTOCOMMIT_BIND = "autocommit"
 MEMORY_STORAGE_URI = "pulseboard-memory://"
+ENVIRONMENTS = ("development", "production")
+# secrets.token_urlsafe(24) is 32 characters: anything shorter is guessable in time.
+MIN_SECRET_LENGTH = 32
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 DEFAULT_SECRET_KEY = "dev-secret-key-change-me"
 DEFAULT_ENROLLMENT_KEY = "dev-enrollment-key"
@@ -64,6 +67,28 @@ def env_choice(env: Mapping[str, str], name: str, default: str, choices: tuple[s
     return value
 
 
+def check_production_secrets(
+    secrets: Mapping[str, str | None], *, metrics_token: str | None, metrics_public: bool
+) -> None:
+    """Refuse to run in production on default, short or missing secrets."""
+    defaults = {DEFAULT_SECRET_KEY, DEFAULT_ENROLLMENT_KEY}
+    for name, value in secrets.items():
+        if value is None or value in defaults:
+            raise ConfigError(f"{name} must be set in production (PULSEBOARD_ENV=production)")
+        if len(value) < MIN_SECRET_LENGTH:
+            raise ConfigError(
+                f"{name} must be at least {MIN_SECRET_LENGTH} characters in production, "
+                f"got {len(value)}"
+            )
+    if metrics_token is None and not metrics_public:
+        raise ConfigError(
+            "METRICS_TOKEN must be set in production, or METRICS_PUBLIC=true to serve "
+            "/metrics to anyone who can reach it"
+        )
+    if metrics_token is not None and len(metrics_token) < MIN_SECRET_LENGTH:
+        raise ConfigError(f"METRICS_TOKEN must be at least {MIN_SECRET_LENGTH} characters")
+
+
 def default_database_url(instance_path: str) -> str:
     """The embedded default: a SQLite file in the app's instance folder."""
     return "sqlite:///" + str(Path(instance_path) / "pulseboard.sqlite3")
@@ -90,13 +115,16 @@ def load_config(env: Mapping[str, str], instance_path: str) -> dict[str, Any]:
         )
     redis_url = env_str(env, "REDIS_URL")
     database_url = env_str(env, "DATABASE_URL") or default_database_url(instance_path)
-    production = env_str(env, "PULSEBOARD_ENV", "development") == "production"
+    production = env_choice(env, "PULSEBOARD_ENV", "development", ENVIRONMENTS) == "production"
     secret_key = env_str(env, "SECRET_KEY", DEFAULT_SECRET_KEY)
     enrollment_key = env_str(env, "ENROLLMENT_KEY", DEFAULT_ENROLLMENT_KEY)
-    if production and secret_key == DEFAULT_SECRET_KEY:
-        raise ConfigError("SECRET_KEY must be set in production (PULSEBOARD_ENV=production)")
-    if production and enrollment_key == DEFAULT_ENROLLMENT_KEY:
-        raise ConfigError("ENROLLMENT_KEY must be set in production (PULSEBOARD_ENV=production)")
+    metrics_token = env_str(env, "METRICS_TOKEN")
+    if production:
+        check_production_secrets(
+            {"SECRET_KEY": secret_key, "ENROLLMENT_KEY": enrollment_key},
+            metrics_token=metrics_token,
+            metrics_public=env_bool(env, "METRICS_PUBLIC", False),
+        )
     return {
         "PULSEBOARD_ENV": "production" if production else "development",
         "SECRET_KEY": secret_key,
@@ -115,6 +143,9 @@ def load_config(env: Mapping[str, str], instance_path: str) -> dict[str, Any]:
         "RECONNECT_DELAY_SECONDS": env_int(env, "RECONNECT_DELAY_SECONDS", 5),
         "RECONNECT_TTL_SECONDS": env_int(env, "RECONNECT_TTL_SECONDS", 600, minimum=1),
         "BULK_RECONNECT_SPREAD_SECONDS": env_int(env, "BULK_RECONNECT_SPREAD_SECONDS", 60),
+        "BULK_CHUNK_SIZE": env_int(env, "BULK_CHUNK_SIZE", 500, minimum=1),
+        "BULK_INLINE_MAX": env_int(env, "BULK_INLINE_MAX", 2000, minimum=0),
+        "BULK_STALL_SECONDS": env_int(env, "BULK_STALL_SECONDS", 120, minimum=10),
         "FLAP_WINDOW_SECONDS": env_int(env, "FLAP_WINDOW_SECONDS", 3600, minimum=1),
         "FLAP_THRESHOLD": env_int(env, "FLAP_THRESHOLD", 4, minimum=1),
         # 5 s, not a minute: an alert is due within 15 s of its condition (issue 15), and a
@@ -133,7 +164,7 @@ def load_config(env: Mapping[str, str], instance_path: str) -> dict[str, Any]:
         "WTF_CSRF_TIME_LIMIT": None,
         "LOG_FORMAT": env_choice(env, "LOG_FORMAT", "console", ("console", "json")),
         "LOG_LEVEL": env_choice(env, "LOG_LEVEL", "info", LOG_LEVELS).upper(),
-        "METRICS_TOKEN": env_str(env, "METRICS_TOKEN"),
+        "METRICS_TOKEN": metrics_token,
         # The device app's pools: one connection per gunicorn thread.
         "DEVICE_POOL_SIZE": env_int(env, "GUNICORN_THREADS", 8, minimum=1),
         **alert_settings(env),

@@ -102,8 +102,6 @@ class LimitStorage:
         self.memory = FixedWindowRateLimiter(LockedMemoryStorage())
         self.down_until = 0.0
         self._probe_lock = threading.Lock()
-        # Keys this process saw go over their limit, and until when (time.time()).
-        self._over_until: dict[str, float] = {}
 
     def hit(self, item: RateLimitItem, *identifiers: str) -> bool:
         """Count one against `item`; False when that goes over it."""
@@ -116,28 +114,6 @@ class LimitStorage:
                 self.down_until = 0.0
                 return allowed
         return self.memory.hit(item, *identifiers)
-
-    def remember_over(self, key: str, seconds: int) -> None:
-        """Note that `key` is over its limit for `seconds`, for `known_over` to answer."""
-        now = time.time()
-        if len(self._over_until) >= PURGE_AT_KEYS:
-            self._over_until = {k: t for k, t in self._over_until.items() if t > now}
-        self._over_until[key] = now + seconds
-
-    def known_over(self, key: str) -> int:
-        """Whole seconds `key` is still known to be over its limit here; 0 when not known so.
-
-        A dictionary look-up, no storage round trip: for refusing what is sure
-        to be refused before any other work.
-        """
-        until = self._over_until.get(key)
-        if until is None:
-            return 0
-        left = until - time.time()
-        if left <= 0:
-            self._over_until.pop(key, None)
-            return 0
-        return math.ceil(left)
 
     def seconds_until_reset(self, item: RateLimitItem, *identifiers: str) -> int:
         """Whole seconds until the window resets, rounded up, never less than one."""

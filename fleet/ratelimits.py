@@ -8,6 +8,8 @@ on: enrolment, heartbeat or admin API.
 
 from __future__ import annotations
 
+import math
+import time
 from functools import lru_cache
 
 from flask import Flask
@@ -23,6 +25,9 @@ from fleet.errors import FleetError
 from fleet.limit_storage import LimitStorage
 
 EXTENSION_KEY = "pulseboard.limits"
+GUARD_KEY = "pulseboard.flood_guard"
+# Token hashes remembered as good, per process; the memory starts over when full.
+GOOD_TOKENS_KEPT = 100_000
 
 
 class RateLimited(FleetError):
@@ -30,9 +35,47 @@ class RateLimited(FleetError):
     http_status = 429
 
 
-def install(app: Flask, storage: LimitStorage) -> None:
-    """Count `app`'s limits in `storage`."""
+class FloodGuard:
+    """What this process knows of addresses over their allowance, and of tokens that are good.
+
+    Dictionary look-ups only, no storage round trip: for refusing, before any
+    database work, what is sure to be refused.
+    """
+
+    def __init__(self) -> None:
+        self._over_until: dict[str, float] = {}
+        self._good_tokens: set[str] = set()
+
+    def remember_over(self, address: str, seconds: int) -> None:
+        now = time.time()
+        if len(self._over_until) >= GOOD_TOKENS_KEPT:
+            self._over_until = {key: t for key, t in self._over_until.items() if t > now}
+        self._over_until[address] = now + seconds
+
+    def seconds_over(self, address: str) -> int:
+        """Whole seconds `address` is still known to be over its allowance; 0 if not known so."""
+        until = self._over_until.get(address)
+        if until is None:
+            return 0
+        left = until - time.time()
+        if left <= 0:
+            self._over_until.pop(address, None)
+            return 0
+        return math.ceil(left)
+
+    def remember_good(self, token_hash: str) -> None:
+        if len(self._good_tokens) >= GOOD_TOKENS_KEPT:
+            self._good_tokens.clear()
+        self._good_tokens.add(token_hash)
+
+    def is_good(self, token_hash: str) -> bool:
+        return token_hash in self._good_tokens
+
+
+def install(app: Flask, storage: LimitStorage, guard: FloodGuard) -> None:
+    """Count `app`'s limits in `storage`; what is known of floods in `guard`."""
     app.extensions[EXTENSION_KEY] = storage
+    app.extensions[GUARD_KEY] = guard
 
 
 def storage_for(config: dict) -> LimitStorage:
@@ -124,25 +167,29 @@ def count_failed_credentials(address: str | None) -> None:
         return
     allowance = _credentials_allowance(current_application().config["BAD_TOKEN_MAX_PER_MINUTE"])
     key = address or "unknown"
-    counted = storage()
-    if not counted.hit(allowance, "bad-credentials", key):
+    if not storage().hit(allowance, "bad-credentials", key):
         refusal = over_limit(allowance, "bad-credentials", key, message=OVER_CREDENTIALS_MESSAGE)
-        counted.remember_over(key, refusal.details["retry_after_seconds"])
+        guard().remember_over(key, refusal.details["retry_after_seconds"])
         raise refusal
 
 
-def refuse_a_flooding_address(address: str | None) -> None:
-    """RateLimited, before any database work, for an address known to be over its allowance.
+def guard() -> FloodGuard:
+    return current_application().extensions[GUARD_KEY]
 
-    An address sending token after unknown token (a flood, not a misconfigured
-    kiosk) would otherwise cost a token look-up in the database each time.
-    Known here once this process has refused it; until its window ends the
-    devices behind it are told when to retry.
+
+def refuse_a_flooding_address(address: str | None, token_hash: str) -> None:
+    """RateLimited, before any database work, for an unknown token from a flooding address.
+
+    An address sending token after unknown token would otherwise cost a token
+    look-up in the database each time. Known here once this process has
+    refused it, until its window ends. Tokens this process has seen accepted
+    pass on as usual, so the devices behind that address keep beating.
     """
     if not enabled():
         return
-    seconds = storage().known_over(address or "unknown")
-    if seconds:
+    current = guard()
+    seconds = current.seconds_over(address or "unknown")
+    if seconds and not current.is_good(token_hash):
         allowance = _credentials_allowance(current_application().config["BAD_TOKEN_MAX_PER_MINUTE"])
         details = {"limit": str(allowance), "retry_after_seconds": seconds}
         raise RateLimited(OVER_CREDENTIALS_MESSAGE, details)

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Flask, current_app, has_app_context
 
+from fleet.services import bulk
 from fleet.services.alerts.service import run_alerts
 from fleet.services.sweep import run_sweep
 from fleet.timeutil import utcnow
@@ -31,6 +32,14 @@ def sweep_timeouts() -> dict[str, Any]:
     with app.app_context():
         report = run_sweep(utcnow(), runner="rq")
         return report.summary()
+
+
+def run_bulk_action(action_id: int) -> dict[str, Any]:
+    """A bulk action too large for its request, run (or resumed) to its end."""
+    app = _job_app()
+    with app.app_context():
+        action = bulk.run_bulk_action(action_id, utcnow())
+        return {"action": action.id, "done": action.done, "state": action.state}
 
 
 def deliver_alerts() -> dict[str, Any]:

@@ -2,6 +2,8 @@ import pytest
 
 from fleet.config import ConfigError, load_config
 
+LONG = "x" * 32
+
 
 def test_it_defaults_to_the_embedded_setup(tmp_path):
     config = load_config({}, str(tmp_path))
@@ -25,16 +27,37 @@ def test_it_defaults_to_the_embedded_setup(tmp_path):
         ({"RATELIMIT_ENABLED": "maybe"}, "RATELIMIT_ENABLED must be true or false"),
         ({"LOG_LEVEL": "loud"}, "LOG_LEVEL must be one of debug, info"),
         ({"LOG_FORMAT": "jsn"}, "LOG_FORMAT must be one of console, json"),
+        ({"PULSEBOARD_ENV": "prod"}, "PULSEBOARD_ENV must be one of development, production"),
+        ({"PULSEBOARD_ENV": "staging"}, "PULSEBOARD_ENV must be one of development, production"),
         ({"PULSEBOARD_ENV": "production"}, "SECRET_KEY must be set in production"),
         (
             {"PULSEBOARD_ENV": "production", "SECRET_KEY": "s3cret"},
+            "SECRET_KEY must be at least 32 characters in production, got 6",
+        ),
+        (
+            {"PULSEBOARD_ENV": "production", "SECRET_KEY": LONG},
             "ENROLLMENT_KEY must be set in production",
+        ),
+        (
+            {"PULSEBOARD_ENV": "production", "SECRET_KEY": LONG, "ENROLLMENT_KEY": "short"},
+            "ENROLLMENT_KEY must be at least 32 characters",
+        ),
+        (
+            {"PULSEBOARD_ENV": "production", "SECRET_KEY": LONG, "ENROLLMENT_KEY": LONG},
+            "METRICS_TOKEN must be set in production, or METRICS_PUBLIC=true",
         ),
     ],
 )
 def test_it_fails_loudly_on_bad_values(tmp_path, env, message):
     with pytest.raises(ConfigError, match=message):
         load_config(env, str(tmp_path))
+
+
+def test_production_runs_on_long_secrets_with_metrics_guarded_or_public_by_choice(tmp_path):
+    base = {"SECRET_KEY": LONG, "ENROLLMENT_KEY": LONG + "e"}
+    for env in ({"METRICS_TOKEN": LONG + "m"}, {"METRICS_PUBLIC": "true"}):
+        config = load_config({"PULSEBOARD_ENV": "Production", **base, **env}, str(tmp_path))
+        assert config["PULSEBOARD_ENV"] == "production"
 
 
 def test_it_pins_postgres_urls_to_psycopg3(tmp_path):

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from fleet import rules
-from fleet.models import Device
-from fleet.services import device_state, history, queries, reconnects
+from fleet.models import BulkAction, Device
+from fleet.services import bulk, device_state, history, queries, reconnects
 from fleet.services.queries import DeviceFilter, DevicePage, FlapSettings
 
 # Changes are stamped with the `now` their transaction read, which may commit a
@@ -80,9 +80,16 @@ def reconnect_device(uid: str, actor: str, now: datetime) -> tuple[Device, int]:
     return device, queries.flap_count(device.id, now)
 
 
-def reconnect_matching(view: DeviceFilter, actor: str, now: datetime) -> int:
-    """Ask every device matching the view (all pages) to reconnect, delays spread out."""
-    return reconnects.request_bulk_reconnect(queries.matching_devices(view, now), actor, now)
+def reconnect_matching(view: DeviceFilter, actor: str, now: datetime) -> BulkAction:
+    """Ask every device matching the view (all pages) to reconnect, delays spread out.
+
+    A small run is done before this returns; a large one is returned running,
+    for a background job to do (jobs/bulk.py).
+    """
+    action = bulk.start_bulk_reconnect(view, actor, now)
+    if bulk.runs_in_the_request(action):
+        return bulk.run_bulk_action(action.id, now)
+    return action
 
 
 @dataclass(frozen=True)

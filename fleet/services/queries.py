@@ -186,6 +186,25 @@ def matching_devices(view: DeviceFilter, now: datetime) -> list[tuple[int, str]]
     return [(device_id, uid) for device_id, uid in rows]
 
 
+def matching_devices_after(
+    view: DeviceFilter, now: datetime, after_id: int, limit: int
+) -> list[tuple[int, str]]:
+    """(id, uid) of up to `limit` devices matching the view with ids above `after_id`, in id order.
+
+    A bulk action walks the fleet with this, a chunk at a time, by the primary key.
+    """
+    query, _ = _filtered_ids(view, now, flap_settings())
+    query = query.where(Device.id > after_id).add_columns(Device.uid)
+    rows = db.session.execute(query.order_by(Device.id).limit(limit))
+    return [(device_id, uid) for device_id, uid in rows]
+
+
+def count_matching(view: DeviceFilter, now: datetime) -> int:
+    """How many devices match the view's filters (all pages)."""
+    query, _ = _filtered_ids(view, now, flap_settings())
+    return db.session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+
+
 def devices_by_status() -> dict[str, int]:
     """How many devices are in each status: one GROUP BY on an indexed column."""
     rows = db.session.execute(select(Device.status, func.count()).group_by(Device.status))

@@ -7,7 +7,6 @@ unit of work that commits itself.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,47 +28,19 @@ def request_reconnect(
     delay = (
         current_app.config["RECONNECT_DELAY_SECONDS"] if delay_seconds is None else delay_seconds
     )
-    _store_reconnects([(device.id, device.uid, delay)], actor, now)
+    store_reconnects([(device.id, device.uid, delay)], actor, now)
     db.session.commit()
     db.session.refresh(device)
     return device
 
 
-def request_bulk_reconnect(
-    devices: Sequence[tuple[int, str]],
-    actor: str,
-    now: datetime,
-    spread_seconds: int | None = None,
-) -> int:
-    """Ask these (id, uid) devices to reconnect, delays spread over them in the order given.
-
-    Spreading the delays keeps a site from reconnecting all at once.
-    """
-    if not devices:
-        return 0
-    spread = (
-        current_app.config["BULK_RECONNECT_SPREAD_SECONDS"]
-        if spread_seconds is None
-        else spread_seconds
-    )
-    base = current_app.config["RECONNECT_DELAY_SECONDS"]
-    count = len(devices)
-    requests = [
-        (device_id, uid, base + (index * spread) // count)
-        for index, (device_id, uid) in enumerate(devices)
-    ]
-    _store_reconnects(requests, actor, now, details={"bulk": True, "devices": count})
-    db.session.commit()
-    return count
-
-
-def _store_reconnects(
+def store_reconnects(
     requests: list[tuple[int, str, int]],
     actor: str,
     now: datetime,
     details: dict[str, Any] | None = None,
 ) -> None:
-    """Store pending reconnects (one statement for all) and their events.
+    """Store pending reconnects (one statement for all) and their events, uncommitted.
 
     Bumping the revision makes a heartbeat that read the device before this
     request retry, so it cannot overwrite the request it never saw.

@@ -5,7 +5,7 @@ and subject (a device or a site); the outbox is indexed by (state,
 next_attempt_at) so the delivery worker reads only the rows that are due.
 
 Revision ID: 42da6e3b79d3
-Revises: b7d2c41e9a10
+Revises: c3e8f5a2b901
 Create Date: 2026-12-02 00:48:39.605231
 
 """
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '42da6e3b79d3'
-down_revision = 'b7d2c41e9a10'
+down_revision = 'c3e8f5a2b901'
 branch_labels = None
 depends_on = None
 

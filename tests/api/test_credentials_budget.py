@@ -86,9 +86,10 @@ def statements_of(app) -> list[str]:
     return sent
 
 
-def test_a_flooding_address_is_refused_before_the_database(make_app):
-    app = make_app(BAD_TOKEN_MAX_PER_MINUTE=3)
+def test_a_flooding_address_is_refused_before_the_database(make_app, enrol_factory):
+    app = make_app(BAD_TOKEN_MAX_PER_MINUTE=3, RATELIMIT_ENABLED=True)
     client = app.test_client()
+    kiosk = enrol_factory(client, "kiosk-1")  # a good device behind the same address
     statements = statements_of(app)
     for n in range(3):
         assert bad_heartbeat(client, token=f"pbd_unknown-{n}").status_code == 401
@@ -99,5 +100,6 @@ def test_a_flooding_address_is_refused_before_the_database(make_app):
     assert {response.status_code for response in flood} == {429}
     assert statements == []
     assert 1 <= int(flood[-1].headers["Retry-After"]) <= 61
-    # Another address is untouched.
+    # Another address is untouched, and the good device behind this one beats on.
     assert bad_heartbeat(client, "192.0.2.99", "pbd_other").status_code == 401
+    assert bad_heartbeat(client, "192.0.2.1", kiosk).status_code == 200

@@ -182,7 +182,7 @@ def test_the_device_app_runs_only_the_hooks_a_heartbeat_needs(app):
     assert names(device.before_request_funcs) == ["_bind_request_id"]
     assert names(device.after_request_funcs) == ["_log_access", "count_request"]
     assert names(device.teardown_request_funcs) == ["_unbind_request_id"]
-    assert set(device.extensions) == {"sqlalchemy", "pulseboard.limits"}
+    assert set(device.extensions) == {"sqlalchemy", "pulseboard.limits", "pulseboard.flood_guard"}
 
 
 def test_heartbeat_answers_set_no_cookie_and_do_not_vary_on_one(client, enrol):

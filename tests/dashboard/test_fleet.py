@@ -1,13 +1,18 @@
 import re
+import time
 from datetime import timedelta
 from urllib.parse import quote
 
+from rq import Queue
+from rq import SimpleWorker as Worker
+
 from fleet.extensions import db
 from fleet.models import Device, DeviceEvent
-from fleet.services import heartbeats, reconnects
+from fleet.services import heartbeats, locks, reconnects
 from fleet.services.sweep import enforce_timeouts
 from fleet.timeutil import utcnow
-from tests.helpers import device_row, snapshot_of
+from jobs import QUEUE
+from tests.helpers import configure, device_row, snapshot_of
 
 T0 = utcnow().replace(microsecond=0)
 
@@ -230,3 +235,31 @@ def test_a_ping_older_than_the_last_heartbeat_no_longer_shows(client, login, mak
         re.findall(r'class="uid">([\w-]+)</a>.*?<td class="c-ping">([^<]*)</td>', page, re.S)
     )
     assert cells == {"recovered": "—", "silent": "reachable, app silent (12 ms)"}
+
+
+def test_a_large_bulk_reconnect_runs_in_the_background_and_shows_its_progress(
+    app, client, login, make_device, backend
+):
+    token = login("operator")
+    configure(app, BULK_INLINE_MAX=3, BULK_CHUNK_SIZE=2)
+    for n in range(7):
+        make_device(f"kiosk-{n}", site="Depot")
+    response = client.post("/reconnect?site=Depot", headers={"X-CSRFToken": token})
+    page = html(response)
+    assert "Asking 7 devices to reconnect, a chunk at a time" in page
+    poll = re.search(r'hx-get="(/bulk/\d+)"', page).group(1)
+    if backend == "postgres":  # with Redis the run is an RQ job: a real worker takes it
+        Worker([Queue(QUEUE, connection=locks.redis_client())]).work(burst=True)
+    deadline = time.monotonic() + 20
+    while "Asked" not in (answer := html(client.get(poll))) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "Asked 7 devices to reconnect" in answer
+    assert "hx-get" not in answer  # the line stops polling once the run is done
+    db.session.rollback()
+    states = {device_row(f"kiosk-{n}").reconnect_state for n in range(7)}
+    assert states == {"pending"}
+
+
+def test_an_unknown_bulk_run_is_not_found(client, login):
+    login("viewer")
+    assert client.get("/bulk/999").status_code == 404

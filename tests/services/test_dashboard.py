@@ -44,7 +44,8 @@ def test_reconnecting_every_matching_device_spreads_their_delays(make_device):
     for n in range(3):
         make_device(f"kiosk-{n}", now=T0, site="Lobby")
     make_device("elsewhere", now=T0, site="Atrium")
-    assert dashboard.reconnect_matching(DeviceFilter(site="Lobby"), "ops", at(1)) == 3
+    action = dashboard.reconnect_matching(DeviceFilter(site="Lobby"), "ops", at(1))
+    assert (action.state, action.done) == ("done", 3)
     assert device_row("elsewhere").reconnect_state is None
 
 

@@ -3,11 +3,8 @@
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
 
 from fleet.errors import DeviceNotFound
-from fleet.extensions import db
-from fleet.models import DeviceEvent
 from fleet.services import reconnects
 from fleet.timeutil import utcnow
 from tests.helpers import device_row, event_kinds
@@ -40,28 +37,3 @@ def test_a_request_bumps_the_revision_so_no_earlier_read_overwrites_it(make_devi
 def test_an_unknown_device_is_not_found(app):
     with pytest.raises(DeviceNotFound):
         reconnects.request_reconnect("nobody", "ops", T0)
-
-
-def test_bulk_reconnect_spreads_the_delays(make_device):
-    rows = [
-        (device.id, device.uid) for device in (make_device(f"kiosk-{n}", now=T0) for n in range(4))
-    ]
-    assert reconnects.request_bulk_reconnect(rows, "ops", T0, spread_seconds=60) == 4
-    delays = sorted(device_row(f"kiosk-{n}").reconnect_delay_seconds for n in range(4))
-    assert delays == [5, 20, 35, 50]
-    assert all(device_row(f"kiosk-{n}").reconnect_state == "pending" for n in range(4))
-
-
-def test_bulk_reconnect_records_one_event_each_marked_bulk(make_device):
-    rows = [(make_device(f"kiosk-{n}", now=T0).id, f"kiosk-{n}") for n in range(3)]
-    reconnects.request_bulk_reconnect(rows, "ops", T0, spread_seconds=0)
-    events = db.session.execute(
-        select(DeviceEvent).where(DeviceEvent.kind == "reconnect_requested")
-    ).scalars()
-    assert [(e.actor, e.details["bulk"], e.details["devices"]) for e in events] == [
-        ("ops", True, 3)
-    ] * 3
-
-
-def test_bulk_reconnect_of_nobody_does_nothing(app):
-    assert reconnects.request_bulk_reconnect([], "ops", T0) == 0

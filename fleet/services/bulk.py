@@ -1,0 +1,128 @@
+"""Bulk actions over every device a fleet view matches, a chunk per transaction.
+
+A whole fleet asked to reconnect in one transaction held every row's lock for
+as long as the statement took, and heartbeats waited behind it. Here each
+chunk locks only its own rows and commits with the run's progress (how many
+are done, the last device id), so heartbeats wait at most one chunk, the page
+can show how far a run is, and a run whose worker died is resumed where it
+stopped. Runs too large for one request go to a background job
+(jobs/bulk.py); small ones finish within the request, in chunks all the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import select, update
+
+from fleet.errors import DeviceNotFound
+from fleet.extensions import db
+from fleet.models import BulkAction
+from fleet.services import queries
+from fleet.services.queries import DeviceFilter
+from fleet.services.reconnects import store_reconnects
+
+RUNNING = "running"
+DONE = "done"
+
+
+def start_bulk_reconnect(view: DeviceFilter, actor: str, now: datetime) -> BulkAction:
+    """Record a bulk reconnect of every device matching `view`; nothing is asked yet."""
+    total = queries.count_matching(view, now)
+    action = BulkAction(
+        kind="reconnect",
+        actor=actor,
+        view=asdict(view),
+        requested_at=now,
+        total=total,
+        done=0,
+        last_device_id=0,
+        state=RUNNING,
+        updated_at=now,
+    )
+    db.session.add(action)
+    db.session.commit()
+    return action
+
+
+def runs_in_the_request(action: BulkAction) -> bool:
+    """True when the run is small enough to finish within the request that started it."""
+    return action.total <= current_app.config["BULK_INLINE_MAX"]
+
+
+def run_bulk_action(action_id: int, now: datetime) -> BulkAction:
+    """Run (or resume) a bulk action to its end; every chunk is its own transaction."""
+    while run_chunk(action_id, now):
+        pass
+    return get_bulk_action(action_id)
+
+
+def run_chunk(action_id: int, now: datetime) -> bool:
+    """Do the next chunk of a running action; False once it is finished (or not running).
+
+    1. Read the action's progress and the next chunk of matching devices.
+    2. Claim the chunk by compare-and-set on the progress: a second runner of
+       the same action (a resumed run racing the original) finds it moved and
+       stops, so no device is asked twice.
+    3. Store the chunk's reconnect requests and commit both together.
+    """
+    action = get_bulk_action(action_id)
+    if action.state != RUNNING:
+        return False
+    view = DeviceFilter(**action.view)
+    size = current_app.config["BULK_CHUNK_SIZE"]
+    chunk = queries.matching_devices_after(view, action.requested_at, action.last_device_id, size)
+    progress = {"updated_at": now}
+    if chunk:
+        progress.update(done=action.done + len(chunk), last_device_id=chunk[-1][0])
+    else:
+        progress.update(state=DONE, finished_at=now)
+    claimed = db.session.execute(
+        update(BulkAction)
+        .where(BulkAction.id == action_id, BulkAction.last_device_id == action.last_device_id)
+        .where(BulkAction.state == RUNNING)
+        .values(**progress)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:
+        db.session.rollback()
+        return False
+    if chunk:
+        store_reconnects(_requests(action, chunk), action.actor, now, _details(action))
+    db.session.commit()
+    return bool(chunk)
+
+
+def _requests(action: BulkAction, chunk: list[tuple[int, str]]) -> list[tuple[int, str, int]]:
+    """The chunk's devices with their delays, spread over the whole run by position."""
+    config = current_app.config
+    base, spread = config["RECONNECT_DELAY_SECONDS"], config["BULK_RECONNECT_SPREAD_SECONDS"]
+    # Devices enrolled since the count join the end of the spread.
+    total = max(action.total, action.done + len(chunk), 1)
+    return [
+        (device_id, uid, base + ((action.done + index) * spread) // total)
+        for index, (device_id, uid) in enumerate(chunk)
+    ]
+
+
+def _details(action: BulkAction) -> dict[str, object]:
+    return {"bulk": True, "bulk_action": action.id, "devices": action.total}
+
+
+def get_bulk_action(action_id: int) -> BulkAction:
+    """The action as stored now; DeviceNotFound's 404 for an unknown id."""
+    action = db.session.get(BulkAction, action_id, populate_existing=True)
+    if action is None:
+        raise DeviceNotFound(f"no bulk action {action_id}")
+    return action
+
+
+def stalled_bulk_actions(now: datetime) -> list[int]:
+    """Ids of running actions with no progress for BULK_STALL_SECONDS: their runner died."""
+    stalled_since = now - timedelta(seconds=current_app.config["BULK_STALL_SECONDS"])
+    query = select(BulkAction.id).where(
+        BulkAction.state == RUNNING, BulkAction.updated_at < stalled_since
+    )
+    return list(db.session.execute(query).scalars())

@@ -101,6 +101,8 @@ class SimDevice:
         self.wifi = self.rng.uniform(-75, -45)
         self.app_version = self.rng.choice(APP_VERSIONS)
         self.history: deque[Step] = deque(maxlen=200)
+        # A staged site outage (the simulator's --site-outage): silent from, until.
+        self.blackout: tuple[float, float] | None = None
 
     @property
     def uid(self) -> str:
@@ -117,6 +119,11 @@ class SimDevice:
 
     def step(self, api: DeviceApi, now: float) -> float | None:
         """Do what is due at `now`; the seconds until the next step, or None once dead."""
+        if self.blackout is not None and self.blackout[0] <= now < self.blackout[1]:
+            if not self.history or self.history[-1].action != "blackout":
+                self.journal.note("blackouts", "%s silent: its site lost power", self.uid)
+            self._record(now, "blackout", None, self.blackout[1] - now)
+            return self.blackout[1] - now
         if self.quiet_until is not None:
             if now < self.quiet_until:
                 return None if self.quiet_until == math.inf else self.quiet_until - now

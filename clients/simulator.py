@@ -61,6 +61,9 @@ class Settings:
     workers: int = 8
     report_every: float = 30.0
     log_level: str = "INFO"
+    # (site, start, length) in seconds of real time from the run's start: every device
+    # of the site goes silent at once, as in a power cut, then comes back.
+    site_outage: tuple[str, float, float] | None = None
 
 
 def build_fleet(settings: Settings, journal: Journal) -> list[SimDevice]:
@@ -95,6 +98,15 @@ class Simulator:
         self._ticket = itertools.count()
         self._ready = threading.Condition()
 
+    def _stage_site_outage(self, start: float) -> None:
+        if self.settings.site_outage is None:
+            return
+        site, begins, length = self.settings.site_outage
+        for device in self.devices:
+            if device.profile.site == site:
+                device.blackout = (start + begins, start + begins + length)
+        log.info("staging a site outage at %s: silent from %g s for %g s", site, begins, length)
+
     def stop(self) -> None:
         """Ask the run to end; safe from a signal handler (it only sets a flag)."""
         self._stopping.set()
@@ -111,6 +123,7 @@ class Simulator:
         spread = min(2.0, 0.01 * len(self.devices))
         for device in self.devices:
             self._schedule(device, start + device.rng.uniform(0, spread))
+        self._stage_site_outage(start)
         log.info(
             "simulating %d devices against %s (time scale %g, seed %d)",
             len(self.devices),
@@ -217,6 +230,12 @@ def parse_args(argv: Sequence[str] | None, env: Mapping[str, str]) -> Settings:
     parser.add_argument("--workers", type=int, default=int(env.get("SIM_WORKERS", 8)))
     parser.add_argument("--report-every", type=float, default=30.0)
     parser.add_argument("--log-level", default=env.get("SIM_LOG_LEVEL", "INFO"))
+    parser.add_argument(
+        "--site-outage",
+        default=env.get("SIM_SITE_OUTAGE"),
+        metavar="SITE@START+LENGTH",
+        help="every device of SITE goes silent START s into the run, for LENGTH s",
+    )
     args = parser.parse_args(argv)
     if args.devices < 1 or args.workers < 1 or args.time_scale <= 0:
         parser.error("--devices and --workers must be at least 1, --time-scale above 0")
@@ -224,6 +243,12 @@ def parse_args(argv: Sequence[str] | None, env: Mapping[str, str]) -> Settings:
         mix = parse_mix(args.mix)
     except MixError as error:
         parser.error(f"--mix: {error}")
+    outage = None
+    if args.site_outage:
+        try:
+            outage = parse_site_outage(args.site_outage)
+        except ValueError as error:
+            parser.error(f"--site-outage: {error}")
     return Settings(
         server=args.server,
         enrollment_key=args.enrollment_key,
@@ -235,7 +260,21 @@ def parse_args(argv: Sequence[str] | None, env: Mapping[str, str]) -> Settings:
         workers=args.workers,
         report_every=args.report_every,
         log_level=args.log_level.upper(),
+        site_outage=outage,
     )
+
+
+def parse_site_outage(text: str) -> tuple[str, float, float]:
+    """'Dublin Docklands@45+90' -> ('Dublin Docklands', 45.0, 90.0)."""
+    site, at, timing = text.rpartition("@")
+    begins, plus, length = timing.partition("+")
+    try:
+        start, span = float(begins), float(length)
+    except ValueError:
+        raise ValueError(f"expected SITE@START+LENGTH in seconds, got {text!r}") from None
+    if not at or not site.strip() or not plus or start < 0 or span <= 0:
+        raise ValueError(f"expected SITE@START+LENGTH in seconds, got {text!r}")
+    return site.strip(), start, span
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -148,7 +148,9 @@ def load_config(env: Mapping[str, str], instance_path: str) -> dict[str, Any]:
         "BULK_STALL_SECONDS": env_int(env, "BULK_STALL_SECONDS", 120, minimum=10),
         "FLAP_WINDOW_SECONDS": env_int(env, "FLAP_WINDOW_SECONDS", 3600, minimum=1),
         "FLAP_THRESHOLD": env_int(env, "FLAP_THRESHOLD", 4, minimum=1),
-        "SWEEP_INTERVAL_SECONDS": env_int(env, "SWEEP_INTERVAL_SECONDS", 60, minimum=1),
+        # 5 s, not a minute: an alert is due within 15 s of its condition (issue 15), and a
+        # sweep with nothing due is an indexed range query (docs/benchmarks.md).
+        "SWEEP_INTERVAL_SECONDS": env_int(env, "SWEEP_INTERVAL_SECONDS", 5, minimum=1),
         "PING_RECHECK_SECONDS": env_int(env, "PING_RECHECK_SECONDS", 60, minimum=1),
         "EMBEDDED_SWEEPER": env_bool(env, "EMBEDDED_SWEEPER", redis_url is None),
         "TELEMETRY_SAMPLE_SECONDS": env_int(env, "TELEMETRY_SAMPLE_SECONDS", 300, minimum=1),
@@ -168,6 +170,7 @@ def load_config(env: Mapping[str, str], instance_path: str) -> dict[str, Any]:
         # Deeper JSON than this is refused at the door: serialisers have depth limits
         # of their own (pydantic's is 255), and a stored value past them breaks reads.
         "EXTRA_MAX_DEPTH": env_int(env, "EXTRA_MAX_DEPTH", 10, minimum=1),
+        **alert_settings(env),
     }
 
 
@@ -229,4 +232,41 @@ def autocommit_binds(config: Mapping[str, Any], options: Mapping[str, Any]) -> d
             "pool_reset_on_return": None,
             **options,
         }
+    }
+
+
+# --- Alerts (issue 15) ------------------------------------------------------------
+
+DEFAULT_ALERT_SCHEMES = (
+    "mailto,mailtos,json,jsons,slack,msteams,discord,tgram,ntfy,ntfys,pover,webhook,webhooks"
+)
+
+
+def env_list(env: Mapping[str, str], name: str, default: str) -> tuple[str, ...]:
+    """A comma-separated variable as a tuple of lower-case, non-empty items."""
+    raw = env_str(env, name, default) or ""
+    return tuple(item.strip().lower() for item in raw.split(",") if item.strip())
+
+
+def alert_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """The alerts' settings: channels, delivery and grouping (docs/alerts.md)."""
+    return {
+        "ALERT_ALLOWED_SCHEMES": env_list(env, "ALERT_ALLOWED_SCHEMES", DEFAULT_ALERT_SCHEMES),
+        "ALERT_ALLOW_PRIVATE_TARGETS": env_bool(env, "ALERT_ALLOW_PRIVATE_TARGETS", False),
+        "ALERT_DASHBOARD_URL": (
+            env_str(env, "ALERT_DASHBOARD_URL", "http://127.0.0.1:5000") or ""
+        ).rstrip("/"),
+        "ALERT_DELIVERY_INTERVAL_SECONDS": env_int(
+            env, "ALERT_DELIVERY_INTERVAL_SECONDS", 2, minimum=1
+        ),
+        "ALERT_GROUP_WAIT_SECONDS": env_int(env, "ALERT_GROUP_WAIT_SECONDS", 3),
+        "ALERT_RETRY_FOR_SECONDS": env_int(env, "ALERT_RETRY_FOR_SECONDS", 86_400, minimum=60),
+        "ALERT_CLAIM_TIMEOUT_SECONDS": env_int(env, "ALERT_CLAIM_TIMEOUT_SECONDS", 120, minimum=5),
+        "ALERT_SEND_TIMEOUT_SECONDS": env_int(env, "ALERT_SEND_TIMEOUT_SECONDS", 10, minimum=1),
+        "ALERT_MONITORING_GAP_SECONDS": env_int(
+            env, "ALERT_MONITORING_GAP_SECONDS", 180, minimum=10
+        ),
+        "ALERT_PREVIOUS_SECRET_KEYS": tuple(
+            key for key in (env_str(env, "ALERT_PREVIOUS_SECRET_KEYS") or "").split(",") if key
+        ),
     }

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from fleet import ROOT
+from fleet import ROOT, demo_alerts
 from fleet.config import env_bool, env_int, env_str
 
 # Short enough that a newcomer sees every tier within two minutes: offline
@@ -48,6 +48,8 @@ DEMO_SERVER_ENV = {
     "BULK_RECONNECT_SPREAD_SECONDS": "20",
     "TELEMETRY_SAMPLE_SECONDS": "30",
     "EMBEDDED_SWEEPER": "1",
+    # The demo's alert channel is a receiver on this machine (fleet/demo_alerts.py).
+    "ALERT_ALLOW_PRIVATE_TARGETS": "true",
 }
 STOP_TIMEOUT = 10.0
 READY_TIMEOUT = 60.0
@@ -93,6 +95,7 @@ def child_env(settings: RunSettings, env: Mapping[str, str]) -> dict[str, str]:
     merged = dict(env)
     merged["FLASK_APP"] = "wsgi"
     merged.setdefault("PYTHONUNBUFFERED", "1")
+    merged.setdefault("ALERT_DASHBOARD_URL", settings.url)
     if settings.demo:
         for name, value in DEMO_SERVER_ENV.items():
             merged.setdefault(name, value)
@@ -139,8 +142,10 @@ def flask_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "flask", *args]
 
 
-def prepare(settings: RunSettings, env: Mapping[str, str]) -> str:
+def prepare(settings: RunSettings, env: Mapping[str, str], inbox_url: str | None = None) -> str:
     """Migrate the database and create the demo admin; a line saying what happened to the admin.
+
+    With the demo's inbox, its channel and rules are set up too.
 
     Both run in this process, on one app, because starting the app costs seconds
     and `make run` should be quick to come up.
@@ -158,6 +163,10 @@ def prepare(settings: RunSettings, env: Mapping[str, str]) -> str:
             args=["users", "create", settings.admin_email, "--role", "admin",
                   "--password", settings.admin_password],
         )  # fmt: skip
+        if inbox_url:
+            from fleet import demo_alerts
+
+            demo_alerts.install(inbox_url)
         db.engine.dispose()
     return admin_outcome(settings.admin_email, result.exit_code, result.output)
 
@@ -218,6 +227,9 @@ def banner(settings: RunSettings, admin: str) -> str:
             f"  demo fleet: {settings.devices} simulated devices (time scale "
             f"{settings.time_scale}); every tier and flapping show within two minutes",
             f"  logs: {settings.log_dir / 'server.log'}, {settings.log_dir / 'simulator.log'}",
+            f"  alerts: messages land in {settings.log_dir / 'alerts-inbox.log'} (channel "
+            f"demo-inbox); a power cut at {demo_alerts.SITE_OUTAGE.split('@')[0]} is staged "
+            "45 s in, and lasts 90 s",
         ]
     else:
         lines.append("  no demo fleet (DEMO=0): point your devices at the URL above")
@@ -237,7 +249,10 @@ def serve(settings: RunSettings, env: Mapping[str, str], children: list[subproce
     """Start the server (and the simulator) and watch them until one exits or we are stopped."""
     settings.log_dir.mkdir(parents=True, exist_ok=True)
     say("Pulseboard: migrating the database and creating the demo admin ...")
-    admin = prepare(settings, env)
+    inbox = None
+    if settings.demo:
+        inbox = demo_alerts.DemoInbox(settings.log_dir / "alerts-inbox.log").start()
+    admin = prepare(settings, env, inbox.url if inbox else None)
     server_log = settings.log_dir / "server.log"
     server_command = flask_command(
         "run", "--host", settings.host, "--port", str(settings.port), "--no-reload"
@@ -273,6 +288,7 @@ def simulator_command(settings: RunSettings) -> list[str]:
         "--devices", str(settings.devices),
         "--time-scale", settings.time_scale,
         "--seed", settings.seed,
+        "--site-outage", demo_alerts.SITE_OUTAGE,
     ]  # fmt: skip
 
 

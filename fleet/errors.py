@@ -59,3 +59,17 @@ class Contention(FleetError):
 
     code = "contention"
     http_status = 503
+
+
+class NotFound(FleetError):
+    """A named thing other than a device (a channel, a rule, an incident) does not exist."""
+
+    code = "not_found"
+    http_status = 404
+
+
+class StateConflict(FleetError):
+    """Not in a state that allows the action (e.g. acknowledging a resolved incident)."""
+
+    code = "invalid_state"
+    http_status = 409

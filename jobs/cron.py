@@ -1,7 +1,8 @@
 """The schedule read by RQ's cron scheduler: `flask jobs cron`.
 
 The one list of periodic jobs. Intervals come from the same environment the web
-tier reads, so the sweep runs every SWEEP_INTERVAL_SECONDS.
+tier reads, so the sweep runs every SWEEP_INTERVAL_SECONDS and the alerts' delivery
+round every ALERT_DELIVERY_INTERVAL_SECONDS.
 """
 
 import os
@@ -10,15 +11,25 @@ from rq import cron
 
 from fleet.config import env_int
 from jobs import QUEUE
-from jobs.tasks import sweep_timeouts
+from jobs.tasks import deliver_alerts, sweep_timeouts
 
 cron.register(
     sweep_timeouts,
     queue_name=QUEUE,
-    interval=env_int(os.environ, "SWEEP_INTERVAL_SECONDS", 60, minimum=1),
+    interval=env_int(os.environ, "SWEEP_INTERVAL_SECONDS", 5, minimum=1),
     # A stuck job is ended here; its lock, renewed only as chunks complete,
     # has lapsed long before (within one SWEEP_INTERVAL_SECONDS).
     job_timeout=240,
     result_ttl=3600,
     name="timeout-sweep",
+)
+
+cron.register(
+    deliver_alerts,
+    queue_name=QUEUE,
+    interval=env_int(os.environ, "ALERT_DELIVERY_INTERVAL_SECONDS", 2, minimum=1),
+    # Under ALERT_CLAIM_TIMEOUT_SECONDS (120 s), after which another worker takes a claim over.
+    job_timeout=100,
+    result_ttl=600,
+    name="alert-delivery",
 )

@@ -1,34 +1,43 @@
-"""The in-process sweeper for the embedded default (no Redis).
+"""The in-process loops for the embedded default (no Redis): the sweep and the alerts' delivery.
 
-It starts with the first request a server process handles, so `flask run` alone
-gives a working system. Several processes may each run one: the database lease
-in `run_sweep` lets one sweep at a time and the others record a skip.
+They start with the first request a server process handles, so `flask run`
+alone gives a working system. Several processes may each run them: the
+database lease in `run_sweep` lets one sweep at a time and the others record a
+skip, and each notification is claimed by compare-and-set before it is sent.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
 
 import structlog
 from flask import Flask
 
+from fleet.services.alerts.service import run_alerts
 from fleet.services.sweep import run_sweep
 from fleet.timeutil import utcnow
 
 log = structlog.get_logger("pulseboard.sweeper")
 
 
-class EmbeddedSweeper:
-    """A daemon thread that runs the timeout sweep every SWEEP_INTERVAL_SECONDS."""
+class EmbeddedLoop:
+    """A daemon thread that calls `work(now)` in the app's context every `interval` seconds."""
 
-    def __init__(self, app: Flask) -> None:
+    def __init__(
+        self, app: Flask, name: str, interval: float, work: Callable[[datetime], Any]
+    ) -> None:
         self.app = app
-        self.interval = app.config["SWEEP_INTERVAL_SECONDS"]
+        self.name = name
+        self.interval = interval
+        self.work = work
         self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._loop, name="pulseboard-sweeper", daemon=True)
+        self.thread = threading.Thread(target=self._loop, name=f"pulseboard-{name}", daemon=True)
 
     def start(self) -> None:
-        log.info("embedded_sweeper_started", interval_seconds=self.interval)
+        log.info(f"embedded_{self.name}_started", interval_seconds=self.interval)
         self.thread.start()
 
     def stop(self, timeout: float = 10) -> None:
@@ -37,29 +46,56 @@ class EmbeddedSweeper:
 
     def _loop(self) -> None:
         while not self.stopping.wait(self.interval):
-            self.sweep_once()
+            self.run_once()
 
-    def sweep_once(self) -> None:
-        """One sweep; an error is logged and the loop goes on."""
+    def run_once(self) -> None:
+        """One round; an error is logged and the loop goes on."""
         try:
             with self.app.app_context():
-                run_sweep(utcnow(), runner="embedded")
+                self.work(utcnow())
         except Exception:
-            log.exception("embedded_sweep_failed")
+            log.exception(f"embedded_{self.name}_failed")
+
+
+def sweeper(app: Flask) -> EmbeddedLoop:
+    """The timeout sweep every SWEEP_INTERVAL_SECONDS."""
+    return EmbeddedLoop(
+        app,
+        "sweep",
+        app.config["SWEEP_INTERVAL_SECONDS"],
+        lambda now: run_sweep(now, runner="embedded"),
+    )
+
+
+def delivery(app: Flask) -> EmbeddedLoop:
+    """The alerts' round (due incidents, reminders, the outbox) every few seconds."""
+    return EmbeddedLoop(app, "delivery", app.config["ALERT_DELIVERY_INTERVAL_SECONDS"], run_alerts)
+
+
+LOOPS = {"pulseboard_sweeper": sweeper, "pulseboard_delivery": delivery}
 
 
 def install(app: Flask) -> None:
-    """Start the sweeper with the first request, once per process."""
+    """Start the loops with the first request, once per process."""
     if not app.config["EMBEDDED_SWEEPER"]:
         return
     start_lock = threading.Lock()
 
     @app.before_request
-    def start_sweeper_once() -> None:
-        if "pulseboard_sweeper" in app.extensions:
+    def start_loops_once() -> None:
+        if "pulseboard_delivery" in app.extensions:
             return
         with start_lock:
-            if "pulseboard_sweeper" not in app.extensions:
-                sweeper = EmbeddedSweeper(app)
-                app.extensions["pulseboard_sweeper"] = sweeper
-                sweeper.start()
+            for key, make in LOOPS.items():
+                if key not in app.extensions:
+                    loop = make(app)
+                    app.extensions[key] = loop
+                    loop.start()
+
+
+def stop_all(app: Flask) -> None:
+    """Stop whichever loops this app started."""
+    for key in LOOPS:
+        loop = app.extensions.get(key)
+        if loop is not None:
+            loop.stop()

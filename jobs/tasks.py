@@ -7,6 +7,7 @@ from typing import Any
 from flask import Flask, current_app, has_app_context
 
 from fleet.services import bulk
+from fleet.services.alerts.service import run_alerts
 from fleet.services.sweep import run_sweep
 from fleet.timeutil import utcnow
 
@@ -39,3 +40,10 @@ def run_bulk_action(action_id: int) -> dict[str, Any]:
     with app.app_context():
         action = bulk.run_bulk_action(action_id, utcnow())
         return {"action": action.id, "done": action.done, "state": action.state}
+
+
+def deliver_alerts() -> dict[str, Any]:
+    """The alerts' round: due incidents and reminders, then every notification that is due."""
+    app = _job_app()
+    with app.app_context():
+        return run_alerts(utcnow())

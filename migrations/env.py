@@ -3,6 +3,8 @@ import logging
 from alembic import context
 from flask import current_app
 
+import fleet.alert_models  # noqa: F401  (the alerts' tables live apart from fleet.models)
+
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
 config = context.config

@@ -7,7 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from api.auth import bearer_token
 from device_api import HEARTBEAT_ENDPOINT
-from fleet import metrics
+from fleet import alert_metrics, metrics
 from fleet.context import current_request
 from fleet.health import readiness
 from fleet.logs import elapsed_seconds
@@ -48,7 +48,8 @@ def prometheus_metrics():
                 mimetype="text/plain",
                 headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
             )
-    return Response(render_latest(), content_type=CONTENT_TYPE_LATEST)
+    body = render_latest() + alert_metrics.exposition()
+    return Response(body, content_type=CONTENT_TYPE_LATEST)
 
 
 @bp.after_app_request

@@ -32,6 +32,7 @@ from fleet.extensions import db
 from fleet.models import Device
 from fleet.services import device_state, enrolment
 from fleet.timeutil import utcnow
+from jobs import embedded
 from tests import servers
 from tests.helpers import disable_rate_limits
 
@@ -39,6 +40,8 @@ REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 ENROLLMENT_KEY = "test-enrollment-key"
 TABLES = (
     "device_event, telemetry_sample, device, user_account, service_token, sweep_run, lease, "
+    "alert_channel, alert_rule, alert_rule_channel, incident, incident_device, notification, "
+    "alert_log, "
     "bulk_action"
 )
 
@@ -164,6 +167,8 @@ def make_app(app_env: dict[str, str]) -> Iterator[Callable[..., Flask]]:
 
     yield make
     for app in made:
+        # A loop left running would work on the next test's database.
+        embedded.stop_all(app)
         for each in (app, device_app_of(app)):
             with each.app_context():
                 db.session.remove()
@@ -274,6 +279,17 @@ def unlimited_client(app: Flask) -> FlaskClient:
     """A client for tests that send many heartbeats and are not about rate limits."""
     disable_rate_limits(app)
     return app.test_client()
+
+
+@pytest.fixture
+def receiver(app: Flask) -> Iterator[Any]:
+    """A real webhook receiver on a loopback port; channels may point at it."""
+    from tests.alert_servers import WebhookReceiver
+
+    app.config["ALERT_ALLOW_PRIVATE_TARGETS"] = True
+    server = WebhookReceiver().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

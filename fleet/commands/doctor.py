@@ -60,6 +60,7 @@ def run_checks() -> list[Check]:
         checks.append(migrations)
         if migrations.ok:  # before that the sweep's records may not even have a table
             checks.append(check_sweep(utcnow()))
+            checks.append(check_alert_channels())
     redis_check = check_redis()
     if redis_check is not None:
         checks.append(redis_check)
@@ -116,6 +117,25 @@ def _registered(name: str, find: Callable[[], list], what: str, fix: str) -> Che
     if not found:
         return Check(name, False, f"no {what} is alive", fix)
     return Check(name, True, f"{len(found)} {what}(s) alive")
+
+
+def check_alert_channels() -> Check:
+    """No notification channel has failed its last three deliveries in a row."""
+    from fleet.services.alerts.channels import FAILING_AFTER, failing_channels
+
+    failing = failing_channels()
+    if not failing:
+        return Check("alert_channels", True, "no channel is failing")
+    named = ", ".join(
+        f"{channel.name} ({channel.last_error or 'no error recorded'})" for channel in failing
+    )
+    return Check(
+        "alert_channels",
+        False,
+        f"{len(failing)} channel(s) failed their last {FAILING_AFTER}+ deliveries: {named}",
+        "check each URL with `flask channels test NAME`; replace a wrong one with "
+        "`flask channels remove NAME` and `flask channels add NAME URL`",
+    )
 
 
 def check_secrets() -> Check:

@@ -106,6 +106,7 @@ def record_events(events: list[Event]) -> None:
     """Insert the events in the current transaction; each is logged once it commits."""
     if not events:
         return
+    events = _evaluate_alerts(events)
     connection = db.session.connection()
     if len(events) >= COPY_AT_LEAST and connection.dialect.name == "postgresql":
         _copy_events(connection, events)
@@ -114,6 +115,13 @@ def record_events(events: list[Event]) -> None:
         # insertmanyvalues, or multi-row VALUES (docs/benchmarks.md, Timeout sweep).
         connection.execute(insert(DeviceEvent.__table__), [event.row() for event in events])
     db.session.info.setdefault(_UNLOGGED, []).extend(events)
+
+
+def _evaluate_alerts(events: list[Event]) -> list[Event]:
+    # Imported here: the alerts read devices through services that record events.
+    from fleet.services.alerts.evaluate import evaluate_in_transaction
+
+    return evaluate_in_transaction(events)
 
 
 # A sweep after an outage writes thousands of events at once; PostgreSQL's COPY

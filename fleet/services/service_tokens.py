@@ -18,7 +18,8 @@ from fleet.models import ServiceToken
 from fleet.services.commit import commit_unique
 from fleet.tokens import SERVICE_TOKEN_PREFIX, hash_token, new_token
 
-SCOPES = ("ping", "read", "operate")
+# `admin`: channel management through the API (the URLs it takes carry credentials).
+SCOPES = ("ping", "read", "operate", "admin")
 NAME_MAX = 100
 # `last_used_at` is for people ("used 3 min ago"), so it is written at most this
 # often per token: authenticating stays a read, not a write per request.

@@ -19,7 +19,7 @@ from fleet.services import locks
 from fleet.services.sweep import SWEEP_LOCK, last_sweep, run_sweep
 from fleet.timeutil import utcnow
 from jobs import QUEUE
-from jobs.embedded import EmbeddedSweeper
+from jobs.embedded import sweeper
 from tests.helpers import device_row
 from tests.servers import free_port
 
@@ -76,6 +76,10 @@ def test_the_first_request_starts_the_embedded_sweeper_and_stop_ends_it(make_app
         assert sweeper.thread.is_alive() and sweeper.interval == 1
         sweeper.stop()
         assert not sweeper.thread.is_alive()
+        # The alerts' delivery round starts beside it.
+        delivery = app.extensions["pulseboard_delivery"]
+        assert delivery.thread.is_alive()
+        delivery.stop()
 
 
 def test_an_embedded_sweep_disconnects_a_device_gone_silent(make_app, make_device_in, time_machine):
@@ -83,7 +87,7 @@ def test_an_embedded_sweep_disconnects_a_device_gone_silent(make_app, make_devic
     with app.app_context():
         make_device_in("gone", now=utcnow())
         time_machine.move_to(utcnow() + timedelta(seconds=900))
-        EmbeddedSweeper(app).sweep_once()
+        sweeper(app).run_once()
         assert device_row("gone").status == "disconnected"
         assert last_sweep().runner == "embedded"
 
@@ -94,7 +98,7 @@ def test_an_embedded_sweep_that_fails_is_logged_and_survived(backend, make_app, 
         "postgres": f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/gone",
     }[backend]
     app = make_app(SQLALCHEMY_DATABASE_URI=unreachable, REDIS_URL=None)
-    EmbeddedSweeper(app).sweep_once()  # no exception escapes the loop's body
+    sweeper(app).run_once()  # no exception escapes the loop's body
     assert "embedded_sweep_failed" in capsys.readouterr().err
 
 
@@ -149,7 +153,9 @@ class TestWithRedis:
             process.terminate()
             process.wait(timeout=10)
         names = {job.func_name for job in queue.get_jobs()}
-        assert names == {"jobs.tasks.sweep_timeouts"}
+        # The one schedule holds the sweep and the alerts' delivery round.
+        assert "jobs.tasks.sweep_timeouts" in names
+        assert names <= {"jobs.tasks.sweep_timeouts", "jobs.tasks.deliver_alerts"}
 
 
 def test_the_worker_command_refuses_to_start_without_redis(tmp_path):
@@ -160,3 +166,12 @@ def test_the_worker_command_refuses_to_start_without_redis(tmp_path):
     result = app.test_cli_runner().invoke(args=["jobs", "worker", "--burst"])
     assert result.exit_code != 0
     assert "REDIS_URL is not set" in result.output
+
+
+def test_the_delivery_job_runs_one_alerts_round(app):
+    from jobs.tasks import deliver_alerts
+
+    assert deliver_alerts() == {
+        "opened": 0, "reminders": 0, "flapping_resolved": 0,
+        "sent": 0, "retrying": 0, "failed": 0, "lost_races": 0,
+    }  # fmt: skip

@@ -53,11 +53,12 @@ def a_live_cron_scheduler(app) -> None:
 
 def test_it_is_ready_when_a_sweep_ran_recently(client, app):
     started_long_ago(app)
-    add_sweep(seconds_ago=30)
+    add_sweep(seconds_ago=app.config["SWEEP_INTERVAL_SECONDS"])
     a_live_cron_scheduler(app)
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json["checks"]["sweep"]["detail"] == "last sweep 30 s ago"
+    expected = f"last sweep {app.config['SWEEP_INTERVAL_SECONDS']} s ago"
+    assert response.json["checks"]["sweep"]["detail"] == expected
 
 
 def test_it_is_not_ready_when_the_last_sweep_is_older_than_two_intervals(client, app):

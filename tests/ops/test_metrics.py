@@ -116,3 +116,21 @@ def test_it_still_serves_the_counters_when_the_database_is_down(make_app):
         >= 1
     )
     assert not any(name == "pulseboard_devices" for name, _ in samples)
+
+
+def test_it_reports_each_alert_channel_and_whether_it_is_failing(client, app):
+    from sqlalchemy import update
+
+    from fleet.alert_models import AlertChannel
+    from fleet.services.alerts import channels
+
+    channels.add_channel("ops", "json://hooks.example.com/x", "admin", utcnow())
+    channels.add_channel("pager", "json://hooks.example.com/y", "admin", utcnow())
+    db.session.execute(
+        update(AlertChannel).where(AlertChannel.name == "ops").values(consecutive_failures=4)
+    )
+    db.session.commit()
+    samples = scrape(client)
+    assert value(samples, "pulseboard_alert_channel_failing", channel="ops") == 1
+    assert value(samples, "pulseboard_alert_channel_failing", channel="pager") == 0
+    assert value(samples, "pulseboard_alert_channel_consecutive_failures", channel="ops") == 4

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from flask import current_app
 from pydantic import AwareDatetime, ConfigDict, Field, field_validator
 
-from api.schemas import RequestBody, Schema, Uid, WholeNumber
+from api.body import nests_deeper_than
+from api.schemas import RequestBody, Schema, Uid, whole_number
 from fleet import rules
 from fleet.services.pings import MAX_PAGE, ping_diagnosis
 from fleet.services.queries import (
@@ -135,7 +137,33 @@ class TelemetryOut(Schema):
     wifi_strength: int | None
     app_version: str | None
     uptime_seconds: int | None
-    extra: dict[str, Any] | None
+    extra: dict[str, Any] | None = Field(
+        description="null, with extra_withheld true, when the stored value nests too deeply"
+    )
+    extra_withheld: bool = Field(
+        default=False,
+        description="true when the stored extra nests deeper than EXTRA_MAX_DEPTH "
+        "(stored before that bound) and is not served",
+    )
+
+
+def telemetry_out(device: Any) -> TelemetryOut:
+    """A device's telemetry, withholding an `extra` too deep to serialise.
+
+    Heartbeats are bounded at the door, but a value stored before the bound (or
+    under a higher one) must not turn every page that lists the device into a 500.
+    """
+    withheld = device.extra is not None and nests_deeper_than(
+        device.extra, current_app.config["EXTRA_MAX_DEPTH"]
+    )
+    return TelemetryOut(
+        battery_level=device.battery_level,
+        wifi_strength=device.wifi_strength,
+        app_version=device.app_version,
+        uptime_seconds=device.uptime_seconds,
+        extra=None if withheld else device.extra,
+        extra_withheld=withheld,
+    )
 
 
 class PingDiagnosisOut(Schema):
@@ -184,8 +212,8 @@ class DeviceListResponse(Schema):
 
 
 class ReconnectRequest(RequestBody):
-    delay_seconds: WholeNumber | None = Field(
-        default=None, ge=0, le=3600, description="Defaults to RECONNECT_DELAY_SECONDS."
+    delay_seconds: whole_number(0, 3600) | None = Field(
+        default=None, description="Defaults to RECONNECT_DELAY_SECONDS."
     )
 
 
@@ -221,13 +249,7 @@ def device_out(device: Any, flaps: int, flap_threshold: int, now: datetime) -> D
         last_heartbeat_at=device.last_heartbeat_at,
         heartbeat_age_seconds=None if age is None else round(age, 3),
         last_address=device.last_address,
-        telemetry=TelemetryOut(
-            battery_level=device.battery_level,
-            wifi_strength=device.wifi_strength,
-            app_version=device.app_version,
-            uptime_seconds=device.uptime_seconds,
-            extra=device.extra,
-        ),
+        telemetry=telemetry_out(device),
         ping=PingDiagnosisOut(
             diagnosis=ping_diagnosis(device),
             reachable=device.ping_reachable,

@@ -68,6 +68,26 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
+def nests_deeper_than(value: Any, limit: int) -> bool:
+    """True if `value` holds objects or arrays more than `limit` levels deep (`{}` is one).
+
+    A loop, not recursion, for the same reason as `_has_nul`; it stops at the
+    first container past the limit.
+    """
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        )
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children)
+    return False
+
+
 def parse_body(schema: type[Schema]) -> Schema:
     """The body validated against `schema` (a pydantic ValidationError becomes a 422)."""
     return schema.model_validate(read_json_object())

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+from api.body import nests_deeper_than
+
 
 def _integral_number(value: Any) -> Any:
     # JSON has one number type: 67.0 is an integer to JSON Schema (and to the
@@ -17,8 +19,10 @@ def _integral_number(value: Any) -> Any:
     return value
 
 
-# An integer field that also takes an integral JSON number such as 67.0.
-WholeNumber = Annotated[int, BeforeValidator(_integral_number)]
+def whole_number(ge: int, le: int) -> Any:
+    """An integer in [ge, le] that also takes an integral JSON number such as 67.0."""
+    return Annotated[int, Field(ge=ge, le=le), BeforeValidator(_integral_number)]
+
 
 Uid = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
 
@@ -85,18 +89,27 @@ class HeartbeatRequest(RequestBody):
     )
 
     battery_level: float | None = Field(default=None, ge=0, le=100)
-    wifi_strength: WholeNumber | None = Field(default=None, ge=-120, le=0, description="dBm")
+    wifi_strength: whole_number(-120, 0) | None = Field(default=None, description="dBm")
     app_version: str | None = Field(default=None, max_length=64)
-    uptime_seconds: WholeNumber | None = Field(default=None, ge=0, le=10**11)
-    extra: dict[str, Any] | None = Field(default=None, description="Free-form, bounded size.")
+    uptime_seconds: whole_number(0, 10**11) | None = None
+    extra: dict[str, Any] | None = Field(
+        default=None,
+        description="Free-form, bounded in size (EXTRA_MAX_BYTES) and nesting (EXTRA_MAX_DEPTH).",
+    )
 
     @field_validator("extra")
     @classmethod
     def extra_is_small(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         from flask import current_app
 
+        if value is None:
+            return value
+        # Depth first: it bounds the recursion json.dumps needs to measure the size.
+        depth = current_app.config["EXTRA_MAX_DEPTH"]
+        if nests_deeper_than(value, depth):
+            raise ValueError(f"must nest objects and arrays at most {depth} levels deep")
         limit = current_app.config["EXTRA_MAX_BYTES"]
-        if value is not None and len(json.dumps(value, separators=(",", ":"))) > limit:
+        if len(json.dumps(value, separators=(",", ":"))) > limit:
             raise ValueError(f"must serialise to at most {limit} bytes of JSON")
         return value
 

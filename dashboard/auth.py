@@ -40,6 +40,17 @@ class SessionUser(UserMixin):
     id: int
     email: str
     role: str
+    session_version: int
+
+    @classmethod
+    def of(cls, user: Any) -> SessionUser:
+        return cls(user.id, user.email, user.role, user.session_version)
+
+    def get_id(self) -> str:
+        # Flask-Login's documented "alternative tokens": the session stores this
+        # key, not the bare id, so ending the account's sessions (a new version)
+        # makes every cookie already handed out name no one.
+        return users.session_key(self)
 
     def can(self, role: str) -> bool:
         """True when this user's role includes `role`."""
@@ -51,9 +62,9 @@ login_manager.login_message = None
 
 
 @login_manager.user_loader
-def _load_user(user_id: str) -> SessionUser | None:
-    user = users.get_active_user(int(user_id)) if user_id.isdigit() else None
-    return None if user is None else SessionUser(user.id, user.email, user.role)
+def _load_user(session_key: str) -> SessionUser | None:
+    user = users.user_for_session(session_key)
+    return None if user is None else SessionUser.of(user)
 
 
 @bp.before_request
@@ -115,12 +126,14 @@ def login():
     )
     if user is None:
         return _login_page("Wrong email or password.", 401)
-    login_user(SessionUser(user.id, user.email, user.role))
+    login_user(SessionUser.of(user))
     return redirect(_safe_next(request.form.get("next")))
 
 
 @bp.post("/logout")
 def logout():
+    """End the session here and every copy of it (and the account's other sessions)."""
+    users.end_sessions(current_user.id)
     logout_user()
     return redirect(url_for("dashboard.login"))
 

@@ -82,6 +82,7 @@ def _register_blueprints(app: Flask) -> None:
     from dashboard import bp as dashboard_bp
     from fleet.commands import register_cli
     from fleet.health import mark_started
+    from fleet.security_headers import init_app as add_security_headers
     from jobs import embedded
     from ops import bp as ops_bp
 
@@ -93,5 +94,6 @@ def _register_blueprints(app: Flask) -> None:
     # string, and its JSON bodies are checked for NUL where they are parsed.
     app.before_request(refuse_nul_characters)
     register_error_handlers(app)
+    add_security_headers(app)
     register_cli(app)
     embedded.install(app)

@@ -167,6 +167,9 @@ def load_config(env: Mapping[str, str], instance_path: str) -> dict[str, Any]:
         "METRICS_TOKEN": metrics_token,
         # The device app's pools: one connection per gunicorn thread.
         "DEVICE_POOL_SIZE": env_int(env, "GUNICORN_THREADS", 8, minimum=1),
+        # Deeper JSON than this is refused at the door: serialisers have depth limits
+        # of their own (pydantic's is 255), and a stored value past them breaks reads.
+        "EXTRA_MAX_DEPTH": env_int(env, "EXTRA_MAX_DEPTH", 10, minimum=1),
         **alert_settings(env),
     }
 

@@ -44,6 +44,11 @@ class EnrolmentRefused(FleetError):
     http_status = 409
 
 
+class UserNotFound(FleetError):
+    code = "user_not_found"
+    http_status = 404
+
+
 class AlreadyExists(FleetError):
     code = "already_exists"
     http_status = 409

@@ -92,7 +92,7 @@ def check_sweep(now: datetime, grace_from: datetime | None = None) -> Check:
     interval = current_app.config["SWEEP_INTERVAL_SECONDS"]
     limit = timedelta(seconds=2 * interval)
     fix = (
-        "start the sweep: with REDIS_URL, `flask jobs worker` and `rq cron jobs/cron.py`; "
+        "start the sweep: with REDIS_URL, `flask jobs worker` and `flask jobs cron`; "
         "without it, the embedded sweeper (EMBEDDED_SWEEPER=1); "
         "or run `flask devices monitor-status` by hand"
     )
@@ -110,14 +110,56 @@ def check_sweep(now: datetime, grace_from: datetime | None = None) -> Check:
     return Check("sweep", False, f"{found}; expected one every {interval} s", fix)
 
 
+CRON_FIX = "start `flask jobs cron` (exactly one per installation)"
+
+
+def check_cron(now: datetime, grace_from: datetime | None = None) -> Check | None:
+    """An RQ cron scheduler sent a heartbeat lately, when RQ runs the sweep; None otherwise.
+
+    The scheduler beats at least once a sweep interval (and once a minute), so
+    one silent for two of those, plus slack, is named dead; `grace_from` excuses
+    a missing scheduler for as long after start-up, as `check_sweep` does.
+    """
+    config = current_app.config
+    if not config["REDIS_URL"] or config["EMBEDDED_SWEEPER"]:
+        return None
+    from rq.cron import CronScheduler  # only needed where Redis is used
+
+    client = redis_client(config["REDIS_URL"])
+    try:
+        beats = [s.last_heartbeat for s in CronScheduler.all(connection=client)]
+    except redis.RedisError as error:
+        return Check("cron", False, f"could not be listed ({type(error).__name__})", CRON_FIX)
+    finally:
+        client.close()
+    limit = timedelta(seconds=2 * min(config["SWEEP_INTERVAL_SECONDS"], 60) + 5)
+    alive = [beat for beat in beats if beat is not None and now - beat <= limit]
+    if alive:
+        detail = f"{len(alive)} RQ cron scheduler(s) alive, last heartbeat {_ago(now, max(alive))}"
+        return Check("cron", True, detail)
+    if grace_from is not None and now - grace_from <= limit:
+        return Check("cron", True, "waiting for the RQ cron scheduler after start-up")
+    seen = [beat for beat in beats if beat is not None]
+    found = (
+        f"the RQ cron scheduler is dead: last heartbeat {_ago(now, max(seen))}"
+        if seen
+        else "no RQ cron scheduler is alive"
+    )
+    return Check("cron", False, f"{found}; no sweep gets enqueued", CRON_FIX)
+
+
 def _ago(now: datetime, then: datetime) -> str:
     return f"{max(0, round((now - then).total_seconds()))} s ago"
 
 
 def readiness(now: datetime) -> list[Check]:
-    """The checks `/readyz` answers: database, Redis when configured, sweep recency."""
+    """The checks `/readyz` answers: database, Redis and the cron scheduler when configured,
+    sweep recency."""
     started_at = current_app.extensions.get(STARTED_AT_KEY)
-    checks = [check_database(), check_redis()]
+    redis_check = check_redis()
+    checks = [check_database(), redis_check]
+    if redis_check is not None and redis_check.ok:
+        checks.append(check_cron(now, grace_from=started_at))
     checks.append(check_sweep(now, grace_from=started_at))
     return [check for check in checks if check is not None]
 

@@ -118,6 +118,9 @@ class User(db.Model):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Named by every session cookie; bumped to end all of the account's sessions
+    # (logout, password change, deactivation), since a signed cookie cannot be recalled.
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ServiceToken(db.Model):

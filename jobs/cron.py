@@ -1,4 +1,4 @@
-"""The schedule read by RQ's cron scheduler: `rq cron jobs/cron.py --url $REDIS_URL`.
+"""The schedule read by RQ's cron scheduler: `flask jobs cron`.
 
 The one list of periodic jobs. Intervals come from the same environment the web
 tier reads, so the sweep runs every SWEEP_INTERVAL_SECONDS and the alerts' delivery
@@ -17,7 +17,8 @@ cron.register(
     sweep_timeouts,
     queue_name=QUEUE,
     interval=env_int(os.environ, "SWEEP_INTERVAL_SECONDS", 5, minimum=1),
-    # Under the sweep lock's 300 s expiry, so a stuck job dies before its lock lapses.
+    # A stuck job is ended here; its lock, renewed only as chunks complete,
+    # has lapsed long before (within one SWEEP_INTERVAL_SECONDS).
     job_timeout=240,
     result_ttl=3600,
     name="timeout-sweep",

@@ -12,6 +12,17 @@
     },
   };
 
+  // The pacing is decided here, not in an hx-trigger filter: htmx compiles
+  // filters with Function(), which the Content-Security-Policy (no
+  // 'unsafe-eval') refuses. A poll's tick comes with no triggering event;
+  // an event trigger (pulse:wake, device-changed) always goes through.
+  document.addEventListener("htmx:confirm", function (event) {
+    var paced = event.detail.elt.hasAttribute("data-paced");
+    if (paced && !event.detail.triggeringEvent && !window.pulse.due()) {
+      event.preventDefault();
+    }
+  });
+
   function relative(seconds) {
     if (seconds < 5) return "just now";
     if (seconds < 60) return Math.floor(seconds) + " s ago";

@@ -152,13 +152,15 @@ class RedisServer:
         self.process.terminate()
         self.process.wait(timeout=10)
 
+    def restart(self) -> None:
+        """Start the server again on its port after `stop` (an outage ending): empty, as new."""
+        self.process = _spawn_redis(self.port)
 
-def start_redis(port: int | None = None) -> RedisServer:
-    """Start a Redis server with no persistence on `port` (or a free loopback port)."""
+
+def _spawn_redis(port: int) -> subprocess.Popen:
     binary = shutil.which("redis-server")
     if binary is None:
         raise ServerUnavailable("redis-server is not installed")
-    port = port or free_port()
     process = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,
@@ -168,8 +170,14 @@ def start_redis(port: int | None = None) -> RedisServer:
     while time.monotonic() < deadline:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return RedisServer(port=port, process=process)
+            return process
         except OSError:
             time.sleep(0.05)
     process.kill()
     raise RuntimeError("redis-server did not start within 10 s")
+
+
+def start_redis(port: int | None = None) -> RedisServer:
+    """Start a Redis server with no persistence on `port` (or a free loopback port)."""
+    port = port or free_port()
+    return RedisServer(port=port, process=_spawn_redis(port))

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import click
 from flask.cli import AppGroup
 
+from fleet.commands.output import print_table, when
 from fleet.errors import FleetError
 from fleet.services import service_tokens
 from fleet.timeutil import utcnow
@@ -42,7 +41,7 @@ def revoke_token_command(name: str) -> None:
         info = service_tokens.revoke_token(name, utcnow())
     except FleetError as error:
         raise click.ClickException(error.message) from None
-    click.echo(f"Service token {info.name} revoked at {_when(info.revoked_at)}.")
+    click.echo(f"Service token {info.name} revoked at {when(info.revoked_at)}.")
 
 
 @tokens_cli.command("list")
@@ -52,21 +51,12 @@ def list_tokens_command() -> None:
         (
             info.name,
             ",".join(info.scopes),
-            _when(info.created_at),
-            _when(info.last_used_at),
-            _when(info.revoked_at),
+            when(info.created_at),
+            when(info.last_used_at),
+            when(info.revoked_at),
         )
         for info in service_tokens.list_tokens()
     ]
-    if not rows:
-        click.echo("No service tokens.")
-        return
-    header = ("NAME", "SCOPES", "CREATED", "LAST USED", "REVOKED")
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-        click.echo("  ".join(cells).rstrip())
-
-
-def _when(moment: datetime | None) -> str:
-    return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%SZ")
+    print_table(
+        ("NAME", "SCOPES", "CREATED", "LAST USED", "REVOKED"), rows, empty="No service tokens."
+    )

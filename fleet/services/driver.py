@@ -21,7 +21,9 @@ from sqlalchemy.sql import Executable
 
 
 def execute_on_driver(engine: Engine, statement: Executable, parameters: dict[str, Any]) -> int:
-    """Run `statement` with `parameters` (adapted natively by psycopg); the rows it touched.
+    """Run `statement` with `parameters` (adapted natively by psycopg); its row count.
+
+    The rows an UPDATE touched, or the rows a SELECT returned (none fetched).
 
     The caller's parameters are named `p_...`; every other value the statement
     binds is a constant of its own. psycopg prepares the statement after a few

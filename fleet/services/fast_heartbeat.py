@@ -1,10 +1,12 @@
 """The common heartbeat as one prebuilt conditional UPDATE on an autocommit connection.
 
-A connected device with nothing pending, no per-device thresholds and no
-telemetry sample due needs nothing but its heartbeat time, deadlines and
-telemetry stored: the UPDATE's conditions say exactly that, so one round trip
-does the whole heartbeat, and whatever they turn away takes the planner in
-fleet.services.heartbeats. The UPDATE must leave a row as the planner would.
+A connected device with nothing pending and no per-device thresholds changes no
+state with a heartbeat: it needs its heartbeat time, deadlines and telemetry
+stored, and on PostgreSQL any telemetry sample that is due inserted by the same
+statement (on SQLite, the embedded default, a due sample is left to the
+planner). The UPDATE's conditions say exactly that, so one round trip does the
+whole heartbeat, and whatever they turn away takes the planner in
+fleet.services.heartbeats. The statement must leave the rows as the planner would.
 """
 
 from __future__ import annotations
@@ -24,13 +26,15 @@ from sqlalchemy import (
     case,
     cast,
     func,
+    insert,
     or_,
+    select,
     update,
 )
 
 from fleet.context import current_application
 from fleet.extensions import AUTOCOMMIT_BIND, db
-from fleet.models import Device
+from fleet.models import Device, TelemetrySample
 from fleet.rules import ReconnectState, Status, Thresholds
 from fleet.services.device_state import deadline_values
 from fleet.services.driver import execute_on_driver
@@ -66,36 +70,67 @@ def _differs(name: str) -> Any:
     )
 
 
+# What makes a heartbeat common: the device is connected with nothing pending
+# and no thresholds of its own, so the heartbeat changes no state.
+_COMMON = (
+    Device.token_hash == bindparam("p_token_hash"),
+    Device.status == Status.CONNECTED.value,
+    or_(Device.reconnect_state.is_(None), Device.reconnect_state != ReconnectState.PENDING.value),
+    Device.heartbeat_interval_seconds.is_(None),
+    Device.grace_period_seconds.is_(None),
+    Device.disconnect_after_seconds.is_(None),
+)
+_NOW = bindparam("p_now", type_=UTCDateTime())
+_SAMPLE_DUE_BEFORE = bindparam("p_sample_due_before", type_=UTCDateTime())
+_STORED = {
+    "last_heartbeat_at": _NOW,
+    "last_address": bindparam("p_address"),
+    "offline_due_at": bindparam("p_offline_due_at", type_=UTCDateTime()),
+    "disconnect_due_at": bindparam("p_disconnect_due_at", type_=UTCDateTime()),
+    "changed_at": case(
+        (or_(*(_differs(name) for name in VISIBLE_TELEMETRY)), _NOW),
+        else_=Device.changed_at,
+    ),
+    **{name: _reported(name) for name in TELEMETRY_TYPES},
+}
+
 # Built once: per request only the parameters change, so SQLAlchemy's compiled
-# cache and psycopg's prepared statements both apply.
+# cache and psycopg's prepared statements both apply. SQLite's, for a heartbeat
+# with no telemetry sample due: SQLite has no data-modifying CTE.
 FAST_HEARTBEAT = (
     update(Device)
-    .where(
-        Device.token_hash == bindparam("p_token_hash"),
-        Device.status == Status.CONNECTED.value,
-        or_(
-            Device.reconnect_state.is_(None), Device.reconnect_state != ReconnectState.PENDING.value
-        ),
-        Device.heartbeat_interval_seconds.is_(None),
-        Device.grace_period_seconds.is_(None),
-        Device.disconnect_after_seconds.is_(None),
-        Device.telemetry_sampled_at > bindparam("p_sample_due_before"),
-    )
-    .values(
-        last_heartbeat_at=bindparam("p_now"),
-        last_address=bindparam("p_address"),
-        offline_due_at=bindparam("p_offline_due_at"),
-        disconnect_due_at=bindparam("p_disconnect_due_at"),
-        changed_at=case(
-            (
-                or_(*(_differs(name) for name in VISIBLE_TELEMETRY)),
-                bindparam("p_visible_change_at", type_=UTCDateTime()),
-            ),
-            else_=Device.changed_at,
-        ),
-        **{name: _reported(name) for name in TELEMETRY_TYPES},
-    )
+    .where(*_COMMON, Device.telemetry_sampled_at > _SAMPLE_DUE_BEFORE)
+    .values(**_STORED)
 )
+
+# PostgreSQL's version also takes a heartbeat whose telemetry sample is due
+# (a device's first heartbeat, one in ten at the defaults): the sample is
+# inserted by the same statement, so the heartbeat is still one round trip and
+# one transaction. RETURNING sees the new row, whose sample time is now exactly
+# when this heartbeat sampled. The outer SELECT returns one row per device
+# updated, so its row count is the answer, with no row fetched.
+_BEAT = (
+    update(Device)
+    # A device sampled at this very instant would look sampled by this heartbeat
+    # in RETURNING: rare enough to leave to the planner.
+    .where(*_COMMON, Device.telemetry_sampled_at.is_distinct_from(_NOW))
+    .values(
+        **_STORED,
+        telemetry_sampled_at=case(
+            (Device.telemetry_sampled_at > _SAMPLE_DUE_BEFORE, Device.telemetry_sampled_at),
+            else_=_NOW,
+        ),
+    )
+    .returning(Device.id, Device.telemetry_sampled_at)
+    .cte("beat")
+)
+_SAMPLE = insert(TelemetrySample).from_select(
+    ["device_id", "recorded_at", "battery_level", "wifi_strength"],
+    select(_BEAT.c.id, _NOW, _parameter("battery_level"), _parameter("wifi_strength")).where(
+        _BEAT.c.telemetry_sampled_at == _NOW
+    ),
+)
+FAST_HEARTBEAT_SAMPLING = select(_BEAT.c.id).add_cte(_SAMPLE.cte("sample"))
 
 
 def fast_heartbeat(
@@ -116,7 +151,6 @@ def fast_heartbeat(
         "token_hash": token_hash,
         "sample_due_before": now - sample_every,
         "now": now,
-        "visible_change_at": now,
         "address": address,
     }
     # Parameter names may not repeat column names in an UPDATE, hence the prefix.
@@ -128,6 +162,6 @@ def fast_heartbeat(
         # psycopg adapts every value natively except the JSON.
         extra = parameters["p_extra"]
         parameters["p_extra"] = None if extra is None else json.dumps(extra)
-        return execute_on_driver(engine, FAST_HEARTBEAT, parameters) == 1
+        return execute_on_driver(engine, FAST_HEARTBEAT_SAMPLING, parameters) == 1
     with engine.connect() as connection:
         return connection.execute(FAST_HEARTBEAT, parameters).rowcount == 1

@@ -1,8 +1,9 @@
 """Heartbeats: the product's hot path, from the token to the committed answer.
 
 1. The common heartbeat (a connected device, nothing pending, no per-device
-   thresholds, no telemetry sample due) is one prebuilt UPDATE:
-   fleet.services.fast_heartbeat, run on the driver by fleet.services.driver.
+   thresholds; on PostgreSQL a due telemetry sample included) is one prebuilt
+   statement: fleet.services.fast_heartbeat, run on the driver by
+   fleet.services.driver.
 2. Everything else, and whatever that UPDATE's conditions turn away, is planned
    here from the device's snapshot and written by compare-and-set on its
    revision, with status events, reconnect delivery and telemetry samples in

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -112,7 +113,9 @@ def _stored_reason(to_status: Status) -> ColumnElement[str]:
     )
 
 
-def enforce_timeouts(now: datetime, dry_run: bool = False) -> SweepReport:
+def enforce_timeouts(
+    now: datetime, dry_run: bool = False, keep_alive: Callable[[], None] | None = None
+) -> SweepReport:
     """Move every device whose heartbeat is overdue to the tier its age implies.
 
     1. For each move (connected -> disconnected, temporarily offline -> disconnected,
@@ -120,11 +123,12 @@ def enforce_timeouts(now: datetime, dry_run: bool = False) -> SweepReport:
     2. Write one status event (source `system`) per returned row, in the same transaction.
     3. Expire pending reconnects past their TTL, and prune old telemetry samples.
     With `dry_run`, compute the same report with SELECTs and write nothing.
+    `keep_alive` is called after each committed chunk (run_sweep renews its lock there).
     """
     clock = time.perf_counter()
     report = SweepReport(started_at=now, dry_run=dry_run)
     for from_status, to_status in MOVES:
-        report.changes.extend(_apply_move(from_status, to_status, now, dry_run))
+        report.changes.extend(_apply_move(from_status, to_status, now, dry_run, keep_alive))
     report.reconnects_expired = _expire_reconnects(now, dry_run)
     if not dry_run:
         _prune_telemetry(now)
@@ -144,7 +148,11 @@ CHANGE_COLUMNS = (
 
 
 def _apply_move(
-    from_status: Status, to_status: Status, now: datetime, dry_run: bool
+    from_status: Status,
+    to_status: Status,
+    now: datetime,
+    dry_run: bool,
+    keep_alive: Callable[[], None] | None = None,
 ) -> list[Change]:
     if dry_run:
         query = select(*CHANGE_COLUMNS).where(_due(from_status, to_status, now))
@@ -152,18 +160,22 @@ def _apply_move(
     # Chunks commit one by one, so the report keeps those done before a failure.
     changes: list[Change] = []
     try:
-        _move_in_chunks(from_status, to_status, now, changes)
+        _move_in_chunks(from_status, to_status, now, changes, keep_alive)
         return changes
     except SQLAlchemyError as error:
         if getattr(error, "connection_invalidated", False):
             raise
         db.session.rollback()
         log.error("sweep_chunk_failed", move=f"{from_status}->{to_status}", error=str(error))
-        return changes + _move_row_by_row(from_status, to_status, now)
+        return changes + _move_row_by_row(from_status, to_status, now, keep_alive)
 
 
 def _move_in_chunks(
-    from_status: Status, to_status: Status, now: datetime, changes: list[Change]
+    from_status: Status,
+    to_status: Status,
+    now: datetime,
+    changes: list[Change],
+    keep_alive: Callable[[], None] | None,
 ) -> None:
     """Move the due devices chunk by chunk, appending each committed chunk to `changes`."""
     while True:
@@ -175,11 +187,18 @@ def _move_in_chunks(
             return
         rows = _move(from_status, to_status, now, Device.id.in_(ids))
         changes.extend(_change(row, from_status, to_status, now) for row in rows)
+        if keep_alive is not None:
+            keep_alive()
         if len(ids) < CHUNK:
             return
 
 
-def _move_row_by_row(from_status: Status, to_status: Status, now: datetime) -> list[Change]:
+def _move_row_by_row(
+    from_status: Status,
+    to_status: Status,
+    now: datetime,
+    keep_alive: Callable[[], None] | None,
+) -> list[Change]:
     """The slow path after a failed chunk: one bad row is logged and skipped, never fatal."""
     due_ids = db.session.execute(select(Device.id).where(_due(from_status, to_status, now)))
     changes: list[Change] = []
@@ -191,6 +210,8 @@ def _move_row_by_row(from_status: Status, to_status: Status, now: datetime) -> l
             log.error("sweep_row_failed", device_id=device_id, error=str(error))
             continue
         changes.extend(_change(row, from_status, to_status, now) for row in rows)
+        if keep_alive is not None:
+            keep_alive()
     return changes
 
 
@@ -264,23 +285,41 @@ def _prune_telemetry(now: datetime) -> None:
 
 
 SWEEP_LOCK = "timeout-sweep"
-SWEEP_LOCK_TTL_SECONDS = 300
+# Long enough for one chunk of work between renewals, whatever the interval.
+SWEEP_LOCK_MIN_TTL_SECONDS = 5
 SWEEP_HISTORY = timedelta(days=7)
+
+
+def sweep_lock_ttl() -> int:
+    """The sweep lock's lease: one sweep interval, renewed after every chunk.
+
+    A sweep that is alive keeps it however long it runs; one killed outright
+    (SIGKILL, a lost machine) stops blocking the next sweep within an interval.
+    """
+    return max(current_app.config["SWEEP_INTERVAL_SECONDS"], SWEEP_LOCK_MIN_TTL_SECONDS)
 
 
 def run_sweep(now: datetime, runner: str) -> SweepReport:
     """One scheduled sweep: never two at once, and each run recorded.
 
     Takes the sweep lock without waiting; when another sweep holds it, this one
-    is recorded as skipped and returns at once.
+    is recorded as skipped and returns at once. A sweep that finds its lock
+    lapsed when it renews it (it stalled past the lease) stops there: its
+    committed chunks stand and the sweep now holding the lock does the rest.
     """
-    with locks.held(SWEEP_LOCK, SWEEP_LOCK_TTL_SECONDS, now) as acquired:
-        if acquired:
-            report = enforce_timeouts(now)
-        else:
+    with locks.held(SWEEP_LOCK, sweep_lock_ttl(), now) as lock:
+        if not lock:
             report = SweepReport(
                 started_at=now, skipped=True, skip_reason="another sweep is running"
             )
+        else:
+            try:
+                report = enforce_timeouts(now, keep_alive=lock.renew)
+            except locks.LeaseLost:
+                db.session.rollback()
+                report = SweepReport(
+                    started_at=now, skipped=True, skip_reason="the sweep lock lapsed mid-way"
+                )
     _record_run(report, runner)
     log.info("sweep_finished", runner=runner, **report.summary())
     return report

@@ -1,15 +1,22 @@
-"""Dashboard accounts: creation and password checks. Passwords are stored hashed only."""
+"""Dashboard accounts: creation, password checks and sessions. Passwords are stored hashed only.
+
+A session cookie is signed, not stored, so it cannot be recalled; instead it
+names the account's session version (`session_key`), and bumping the version
+(`end_sessions`, and every password change or deactivation) makes every cookie
+opened before it, copies included, name no account.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
 from functools import cache
+from typing import Any
 
 from sqlalchemy import select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from fleet.errors import InvalidInput
+from fleet.errors import InvalidInput, UserNotFound
 from fleet.extensions import db
 from fleet.models import User
 from fleet.services.commit import commit_unique
@@ -53,12 +60,8 @@ def create_user(email: str, password: str, role: str, now: datetime) -> User:
     email = normalise_email(email)
     if "@" not in email or len(email) > 254:
         raise InvalidInput("an email address is required", {"field": "email"})
-    if role not in ROLE_RANK:
-        raise InvalidInput(f"role must be one of {', '.join(ROLE_RANK)}", {"field": "role"})
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidInput(
-            f"the password needs at least {MIN_PASSWORD_LENGTH} characters", {"field": "password"}
-        )
+    _check_role(role)
+    _check_password(password)
     user = User(
         email=email,
         password_hash=generate_password_hash(password),
@@ -87,7 +90,79 @@ def authenticate(email: str, password: str, now: datetime) -> User | None:
     return user
 
 
-def get_active_user(user_id: int) -> User | None:
-    """The account behind a session, or None once it is gone or deactivated."""
-    user = db.session.get(User, user_id)
-    return user if user is not None and user.active else None
+def _check_role(role: str) -> None:
+    if role not in ROLE_RANK:
+        raise InvalidInput(f"role must be one of {', '.join(ROLE_RANK)}", {"field": "role"})
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(
+            f"the password needs at least {MIN_PASSWORD_LENGTH} characters", {"field": "password"}
+        )
+
+
+def session_key(user: Any) -> str:
+    """What a session cookie stores for `user`: its id and its current session version."""
+    return f"{user.id}:{user.session_version}"
+
+
+def user_for_session(key: str) -> User | None:
+    """The active account a session key names, or None once its sessions were ended.
+
+    A key without a version (written before versions existed) names no account:
+    its holder logs in once more.
+    """
+    user_id, _, version = key.partition(":")
+    if not (user_id.isdigit() and version.isdigit()):
+        return None
+    user = db.session.get(User, int(user_id))
+    if user is None or not user.active or user.session_version != int(version):
+        return None
+    return user
+
+
+def _change(email: str, *, end_sessions: bool = True, **values: Any) -> User:
+    """Update the account with `email` in one UPDATE; with `end_sessions`, its sessions end."""
+    if end_sessions:
+        values["session_version"] = User.session_version + 1
+    found = db.session.execute(
+        update(User).where(User.email == normalise_email(email)).values(**values).returning(User.id)
+    ).scalar_one_or_none()
+    if found is None:
+        db.session.rollback()
+        raise UserNotFound(f"no user with email {email!r}")
+    db.session.commit()
+    return db.session.get(User, found, populate_existing=True)
+
+
+def end_sessions(user_id: int) -> None:
+    """End every session of the account, on every browser (logout)."""
+    # One UPDATE, so two logouts at once both count and neither is lost.
+    db.session.execute(
+        update(User).where(User.id == user_id).values(session_version=User.session_version + 1)
+    )
+    db.session.commit()
+
+
+def set_password(email: str, password: str) -> User:
+    """Replace the account's password; every session it had ends."""
+    _check_password(password)
+    return _change(email, password_hash=generate_password_hash(password))
+
+
+def deactivate(email: str) -> User:
+    """Refuse the account's logins from now on; every session it had ends."""
+    return _change(email, active=False)
+
+
+def set_role(email: str, role: str) -> User:
+    """Give the account `role`; open sessions keep going under it from their next request."""
+    _check_role(role)
+    # Sessions need not end: each request loads the role afresh (user_for_session).
+    return _change(email, end_sessions=False, role=role)
+
+
+def list_users() -> list[User]:
+    """Every account, by email."""
+    return list(db.session.execute(select(User).order_by(User.email)).scalars())

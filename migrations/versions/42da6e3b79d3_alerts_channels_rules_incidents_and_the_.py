@@ -5,7 +5,7 @@ and subject (a device or a site); the outbox is indexed by (state,
 next_attempt_at) so the delivery worker reads only the rows that are due.
 
 Revision ID: 42da6e3b79d3
-Revises: c3e8f5a2b901
+Revises: b7e41c2d9a03
 Create Date: 2026-12-02 00:48:39.605231
 
 """
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '42da6e3b79d3'
-down_revision = 'c3e8f5a2b901'
+down_revision = 'b7e41c2d9a03'
 branch_labels = None
 depends_on = None
 

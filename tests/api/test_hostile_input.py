@@ -6,8 +6,9 @@ from pydantic import ValidationError
 from api.admin_schemas import PingRequest
 from fleet.services.queries import DeviceFilter, list_devices
 from fleet.timeutil import utcnow
+from tests.api.admin_support import bearer, service_token
 from tests.conftest import ENROLLMENT_KEY
-from tests.helpers import HEARTBEAT
+from tests.helpers import HEARTBEAT, beat, device_row
 
 REGISTER = "/api/devices/register"
 
@@ -43,15 +44,61 @@ def test_bodies_json_or_postgresql_cannot_hold_are_malformed(client, raw):
     assert response.json["error"]["code"] == "malformed_json"
 
 
-def test_deeply_nested_telemetry_is_answered_not_crashed_on(client, enrol):
+def nested(levels: int) -> dict:
+    """An `extra` object whose containers nest `levels` deep (itself included)."""
+    value: dict | list = {}
+    for level in range(levels - 1):
+        value = [value] if level % 2 else {"a": value}
+    return value
+
+
+@pytest.mark.parametrize("raw", [b"[" * 900 + b"1" + b"]" * 900, b"[" * 10 + b"]" * 10])
+def test_deeply_nested_telemetry_is_a_field_error_that_stores_nothing(client, enrol, raw):
     token = enrol("kiosk-1")["token"]
-    nested = b'{"extra": {"a": ' + b"[" * 900 + b"1" + b"]" * 900 + b"}}"
     response = client.post(
         HEARTBEAT,
-        data=nested,
+        data=b'{"battery_level": 50, "extra": {"a": ' + raw + b"}}",
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )
-    assert response.status_code == 200
+    assert response.status_code == 422
+    assert response.json["error"]["code"] == "invalid_field"
+    assert "levels deep" in response.json["error"]["details"]["fields"]["extra"]
+    stored = device_row("kiosk-1")
+    assert (stored.extra, stored.battery_level) == (None, None)
+
+
+def test_telemetry_nested_to_the_bound_is_accepted(client, enrol):
+    token = enrol("kiosk-1")["token"]
+    assert beat(client, token, extra=nested(10)).status_code == 200
+    assert device_row("kiosk-1").extra == nested(10)
+
+
+def test_the_depth_bound_is_a_setting(make_app, enrol_factory):
+    app = make_app(EXTRA_MAX_DEPTH=2)
+    with app.app_context():
+        client = app.test_client()
+        shallow, deep = enrol_factory(client, "kiosk-1"), enrol_factory(client, "kiosk-2")
+        assert beat(client, shallow, extra={"a": {"b": 1}}).status_code == 200
+        assert beat(client, deep, extra={"a": {"b": [1]}}).status_code == 422
+
+
+@pytest.mark.parametrize("levels", [11, 256])
+def test_a_device_already_storing_too_deep_telemetry_does_not_break_the_admin_api(
+    client, make_device, levels
+):
+    """What a heartbeat could store before the bound: the API serves the rest of the device."""
+    make_device("kiosk-0")
+    make_device("kiosk-1", extra=nested(levels), battery_level=40.0)
+    reader = bearer(service_token("read"))
+    listed = client.get("/api/admin/devices", query_string={"sort": "uid"}, headers=reader)
+    assert listed.status_code == 200
+    assert [item["uid"] for item in listed.json["items"]] == ["kiosk-0", "kiosk-1"]
+    one = client.get("/api/admin/devices/kiosk-1", headers=reader)
+    assert one.status_code == 200
+    telemetry = one.json["telemetry"]
+    assert (telemetry["extra"], telemetry["extra_withheld"]) == (None, True)
+    assert telemetry["battery_level"] == 40.0
+    assert listed.json["items"][0]["telemetry"]["extra_withheld"] is False
 
 
 @pytest.mark.parametrize(

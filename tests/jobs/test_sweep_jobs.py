@@ -137,11 +137,11 @@ class TestWithRedis:
         db.session.rollback()
         assert last_sweep().runner == "rq"
 
-    def test_rq_cron_enqueues_the_sweep_on_schedule(self, app, app_env):
+    def test_the_cron_command_enqueues_the_sweep_on_schedule(self, app, app_env):
         queue = Queue(QUEUE, connection=locks.redis_client())
         env = {**app_env, "SWEEP_INTERVAL_SECONDS": "1"}
         process = subprocess.Popen(
-            [str(BIN / "rq"), "cron", "jobs/cron.py", "--url", app_env["REDIS_URL"]],
+            [str(BIN / "flask"), "jobs", "cron"],
             cwd=ROOT,
             env={**os.environ, **env},
             stdout=subprocess.DEVNULL,

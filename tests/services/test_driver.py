@@ -1,7 +1,7 @@
 """Running a prebuilt statement on psycopg itself, on a connection the thread holds."""
 
 import pytest
-from sqlalchemy import bindparam, event, update
+from sqlalchemy import bindparam, event, select, update
 from sqlalchemy.exc import DBAPIError
 
 from fleet.extensions import AUTOCOMMIT_BIND, db
@@ -26,6 +26,13 @@ def test_it_runs_the_statement_and_counts_the_rows(engine, make_device):
     assert execute_on_driver(engine, RENAME, {"p_uid": "kiosk-1", "p_site": "Lobby"}) == 1
     assert execute_on_driver(engine, RENAME, {"p_uid": "nobody", "p_site": "Lobby"}) == 0
     assert device_row("kiosk-1").site == "Lobby"  # autocommitted
+
+
+def test_a_statement_that_returns_rows_counts_them(engine, make_device):
+    for n in range(3):
+        make_device(f"kiosk-{n}")
+    others = select(Device.id).where(Device.uid != bindparam("p_uid"))
+    assert execute_on_driver(engine, others, {"p_uid": "kiosk-0"}) == 2
 
 
 @pytest.fixture

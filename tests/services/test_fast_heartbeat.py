@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from fleet.extensions import db
-from fleet.models import Device, DeviceEvent
+from fleet.models import Device, DeviceEvent, TelemetrySample
 from fleet.services.device_state import fleet_defaults
 from fleet.services.fast_heartbeat import fast_heartbeat
 from fleet.services.heartbeats import Telemetry, record_heartbeat
@@ -75,8 +75,6 @@ def test_two_heartbeats_in_a_row_leave_the_rows_alike_too(make_device):
         {"heartbeat_interval_seconds": 10},
         {"grace_period_seconds": 5},
         {"disconnect_after_seconds": 600},
-        {"telemetry_sampled_at": None},
-        {"telemetry_sampled_at": T0 - timedelta(seconds=300)},
     ],
     ids=lambda columns: next(iter(columns)) + "=" + str(next(iter(columns.values()))),
 )
@@ -85,6 +83,65 @@ def test_it_leaves_every_other_case_to_the_planner_untouched(make_device, column
     before = state_of("kiosk-1")
     assert not fast(device, T0 + timedelta(seconds=30), Telemetry(battery_level=5.0))
     assert state_of("kiosk-1") == before
+
+
+def samples_of(uid):
+    device_id = device_row(uid).id
+    rows = db.session.execute(
+        select(
+            TelemetrySample.recorded_at,
+            TelemetrySample.battery_level,
+            TelemetrySample.wifi_strength,
+        )
+        .where(TelemetrySample.device_id == device_id)
+        .order_by(TelemetrySample.id)
+    )
+    return [tuple(row) for row in rows]
+
+
+DUE = [None, T0 - timedelta(seconds=300)]
+
+
+@pytest.mark.parametrize("sampled_at", DUE, ids=["first heartbeat", "sample due"])
+def test_on_postgresql_it_samples_due_telemetry_as_the_planner_would(
+    make_device, backend, sampled_at
+):
+    if backend != "postgres":
+        pytest.skip("on SQLite a due sample is the planner's")
+    by_statement = make_device("by-statement", now=T0, telemetry_sampled_at=sampled_at)
+    by_planner = make_device("by-planner", now=T0, telemetry_sampled_at=sampled_at)
+    telemetry = Telemetry(battery_level=42.5, wifi_strength=-61, uptime_seconds=5)
+    now = T0 + timedelta(seconds=30)
+    assert fast(by_statement, now, telemetry)
+    record_heartbeat(snapshot_of(by_planner.token), telemetry, now)
+    assert state_of("by-statement") == state_of("by-planner")
+    assert samples_of("by-statement") == samples_of("by-planner") == [(now, 42.5, -61)]
+
+
+@pytest.mark.parametrize("sampled_at", DUE, ids=["first heartbeat", "sample due"])
+def test_on_sqlite_a_due_sample_is_left_to_the_planner(make_device, backend, sampled_at):
+    if backend != "sqlite":
+        pytest.skip("PostgreSQL's statement samples itself")
+    device = make_device("kiosk-1", now=T0, telemetry_sampled_at=sampled_at)
+    before = state_of("kiosk-1")
+    assert not fast(device, T0 + timedelta(seconds=30), Telemetry(battery_level=5.0))
+    assert state_of("kiosk-1") == before
+
+
+def test_a_heartbeat_with_no_sample_due_samples_nothing(make_device):
+    device = make_device("kiosk-1", now=T0, **SAMPLED)
+    assert fast(device, T0 + timedelta(seconds=299), Telemetry(battery_level=5.0))
+    assert samples_of("kiosk-1") == []
+    assert device_row("kiosk-1").telemetry_sampled_at == T0
+
+
+def test_a_device_sampled_at_this_very_instant_is_left_to_the_planner(make_device, backend):
+    if backend != "postgres":
+        pytest.skip("only PostgreSQL's statement samples")
+    now = T0 + timedelta(seconds=30)
+    device = make_device("kiosk-1", now=T0, telemetry_sampled_at=now)
+    assert not fast(device, now, Telemetry(battery_level=5.0))
+    assert samples_of("kiosk-1") == []
 
 
 def test_it_takes_a_delivered_or_expired_reconnect_as_nothing_pending(make_device):

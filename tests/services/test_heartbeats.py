@@ -62,7 +62,7 @@ def test_a_new_request_replaces_a_delivered_one(make_device):
 def test_a_token_rotated_mid_heartbeat_is_refused(make_device):
     device = make_device("kiosk-1")
     snapshot = snapshot_of(device.token)
-    enrolment.register_device("kiosk-1", utcnow())  # re-enrolled: a new token
+    enrolment.register_device("kiosk-1", utcnow(), current_token=device.token)  # a new token
     reconnects.request_reconnect("kiosk-1", "ops", utcnow())  # the first write loses
     with pytest.raises(Unauthorized):
         heartbeats.record_heartbeat(snapshot, Telemetry(), utcnow())
@@ -70,7 +70,7 @@ def test_a_token_rotated_mid_heartbeat_is_refused(make_device):
 
 def test_a_heartbeat_with_a_rotated_token_is_unauthorized(make_device):
     device = make_device("kiosk-1")
-    enrolment.register_device("kiosk-1", utcnow())
+    enrolment.register_device("kiosk-1", utcnow(), current_token=device.token)
     with pytest.raises(Unauthorized):
         heartbeats.accept_heartbeat(hash_token(device.token), Telemetry(), utcnow())
 

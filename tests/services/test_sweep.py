@@ -1,10 +1,11 @@
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from fleet.extensions import db
 from fleet.models import DeviceEvent, TelemetrySample
-from fleet.services import enrolment, heartbeats, reconnects, sweep
+from fleet.services import enrolment, heartbeats, locks, reconnects, sweep
 from fleet.services.events import COPY_AT_LEAST
 from fleet.services.sweep import enforce_timeouts
 from fleet.timeutil import utcnow
@@ -195,3 +196,38 @@ def test_chunks_committed_before_a_failure_are_kept(make_device, monkeypatch):
         "temporarily_offline",
         "connected",
     ]
+
+
+def test_a_sweep_renews_its_lock_after_each_chunk(make_device, monkeypatch):
+    monkeypatch.setattr(sweep, "CHUNK", 2)
+    for n in range(5):
+        make_device(f"kiosk-{n}", now=T0)
+    renewals = []
+    enforce_timeouts(at(90), keep_alive=lambda: renewals.append(1))
+    assert len(renewals) == 3  # chunks of 2, 2 and 1
+
+
+def test_a_sweep_that_lost_its_lock_stops_and_keeps_what_it_committed(make_device, monkeypatch):
+    monkeypatch.setattr(sweep, "CHUNK", 1)
+    for uid in ("kiosk-a", "kiosk-b"):
+        make_device(uid, now=T0)
+
+    def lost() -> None:
+        raise locks.LeaseLost("taken over")
+
+    with pytest.raises(locks.LeaseLost):
+        enforce_timeouts(at(90), keep_alive=lost)
+    statuses = sorted(device_row(uid).status for uid in ("kiosk-a", "kiosk-b"))
+    assert statuses == ["connected", "temporarily_offline"]  # one chunk done, then it stopped
+
+
+def test_run_sweep_records_a_sweep_that_lost_its_lock_as_skipped(make_device, monkeypatch):
+    make_device("kiosk-a", now=T0)
+
+    def stolen(_lock: locks.Held) -> None:
+        raise locks.LeaseLost("taken over")
+
+    monkeypatch.setattr(locks.Held, "renew", stolen)  # another sweep took it meanwhile
+    report = sweep.run_sweep(at(90), runner="test")
+    assert (report.skipped, report.skip_reason) == (True, "the sweep lock lapsed mid-way")
+    assert device_row("kiosk-a").status == "temporarily_offline"  # its chunk stands

@@ -68,8 +68,8 @@ def execute_on_driver(engine: Engine, statement: Executable, parameters: dict[st
 # Checking a connection out of SQLAlchemy's pool and back in is a measurable
 # share of a heartbeat (docs/benchmarks.md). A thread holds the one it took for
 # this long instead, then gives it back and takes one again, so that the pool's
-# recycling still applies. psycopg's own pool (psycopg_pool) was measured in its
-# place and costs a heartbeat 3 % more, over the instruction budget.
+# recycling still applies. psycopg's own pool (psycopg_pool), measured in its
+# place, costs more than the budget allows (docs/benchmarks.md).
 HOLD_SECONDS = 30.0
 
 

@@ -6,6 +6,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -46,10 +48,9 @@ def wait_until_up(url: str, process: subprocess.Popen) -> None:
     raise AssertionError("gunicorn did not answer within 30 s")
 
 
-def test_it_sums_counters_over_all_gunicorn_workers(sqlite_template, tmp_path):
+def start_gunicorn(sqlite_template, tmp_path, port: int) -> subprocess.Popen:
     database = tmp_path / "pulseboard.sqlite3"
     shutil.copy(sqlite_template, database)
-    port = free_port()
     env = {
         **os.environ,
         **base_env(f"sqlite:///{database}"),
@@ -59,13 +60,18 @@ def test_it_sums_counters_over_all_gunicorn_workers(sqlite_template, tmp_path):
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
     }
     gunicorn = Path(sys.executable).with_name("gunicorn")
-    process = subprocess.Popen(
+    return subprocess.Popen(
         [str(gunicorn), "-c", "gunicorn.conf.py", "wsgi:app"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+def test_it_sums_counters_over_all_gunicorn_workers(sqlite_template, tmp_path):
+    port = free_port()
+    process = start_gunicorn(sqlite_template, tmp_path, port)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(f"{base}/metrics", process)
@@ -76,3 +82,23 @@ def test_it_sums_counters_over_all_gunicorn_workers(sqlite_template, tmp_path):
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
     assert counts == {REQUESTS}
+
+
+def test_gunicorn_takes_the_longest_url_the_api_document_allows(sqlite_template, tmp_path):
+    """A search and a site of 200 four-byte characters each, percent-encoded: 4,800 bytes."""
+    port = free_port()
+    process = start_gunicorn(sqlite_template, tmp_path, port)
+    base = f"http://127.0.0.1:{port}"
+    longest = urllib.parse.quote("\U0001f4fa" * 200)
+    try:
+        wait_until_up(f"{base}/healthz", process)
+        request = urllib.request.Request(f"{base}/api/admin/devices?q={longest}&site={longest}")
+        try:
+            urllib.request.urlopen(request, timeout=10)
+            status = 200
+        except urllib.error.HTTPError as error:
+            status = error.code
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    assert status == 401  # the API answered (no token), rather than gunicorn's 414

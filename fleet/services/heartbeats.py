@@ -121,7 +121,9 @@ def _try_heartbeat(
 ) -> HeartbeatResult | None:
     """Plan and write the heartbeat, then commit; None when another writer won the race."""
     plan = _plan_heartbeat(snapshot, telemetry, now, address)
-    if not compare_and_set(snapshot, plan.values, same_heartbeat=False):
+    if not compare_and_set(
+        snapshot, plan.values, same_heartbeat=False, same_sample=plan.sample_telemetry
+    ):
         return None
     record_events(plan.events)
     if plan.sample_telemetry:

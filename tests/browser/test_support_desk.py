@@ -28,7 +28,7 @@ def mixed_fleet(make_device):
 def test_the_first_page_opens_on_the_problems_and_the_tab_counts_them(
     app, page: Page, live_server, make_device
 ):
-    healthy, late, gone, gone_later = mixed_fleet(make_device)
+    healthy, late, _gone, _gone_later = mixed_fleet(make_device)
     log_in(page, live_server, "viewer", "/?per_page=25")
     first = page.locator("#grid tbody tr").evaluate_all("rows => rows.map(r => r.dataset.uid)")
     assert first[:4] == ["z-gone", "z-gone-later", "z-late", healthy[0].uid]

@@ -263,3 +263,30 @@ def test_a_large_bulk_reconnect_runs_in_the_background_and_shows_its_progress(
 def test_an_unknown_bulk_run_is_not_found(client, login):
     login("viewer")
     assert client.get("/bulk/999").status_code == 404
+
+
+def test_it_opens_on_the_problems_with_their_count_in_the_tab_title(client, login, make_device):
+    login("viewer")
+    three_tiers(make_device)
+    page = html(client.get("/"))
+    assert rows(page) == ["disconnected", "temporarily_offline", "connected"]
+    assert "<title>2 need attention · Fleet · Pulseboard</title>" in page
+    attention = html(client.get("/?attention=yes"))
+    assert rows(attention) == ["disconnected", "temporarily_offline"]
+
+
+def test_a_poll_answers_204_when_only_unshown_devices_changed_and_not_the_counters(
+    client, login, make_device
+):
+    login("viewer")
+    old = utcnow() - timedelta(minutes=1)
+    shown = make_device("alpha", now=old)
+    elsewhere = make_device("bravo", now=old)
+    page = html(client.get("/?per_page=25"))
+    poll_url = re.search(r'hx-get="(/poll[^"]+)"', page).group(1).replace("&amp;", "&")
+    heartbeats.record_heartbeat(
+        snapshot_of(elsewhere.token), heartbeats.Telemetry(battery_level=10), utcnow()
+    )
+    poll_url = re.sub(r"since=[^&]+", f"since={since(old + timedelta(seconds=1))}", poll_url)
+    assert client.get(f"{poll_url}&shown={shown.id}").status_code == 204
+    assert client.get(f"{poll_url}&shown={shown.id},{elsewhere.id}").status_code == 200

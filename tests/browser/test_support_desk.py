@@ -66,3 +66,57 @@ def test_a_skip_link_is_the_first_tab_stop_and_leads_to_the_content(
     expect(skip).to_be_focused()
     skip.press("Enter")
     expect(page.locator("main")).to_be_focused()
+
+
+LONG_UID = "kiosk-" + "terminal-" * 5 + "000000042"  # 60 characters, no natural break
+LONG_SITE = "Hauptbahnhof-Nord-Untergeschoss-Verbindungsgang-Westseite-B2"
+
+
+def page_width(page: Page) -> int:
+    return page.evaluate("document.documentElement.scrollWidth")
+
+
+def test_no_page_scrolls_sideways_on_a_phone_even_with_a_long_uid_and_site(
+    page: Page, live_server, make_device
+):
+    assert (len(LONG_UID), len(LONG_SITE)) == (60, 60)
+    silent = utcnow() - timedelta(hours=1)
+    make_device(LONG_UID, now=silent, site=LONG_SITE, status="disconnected", status_reason="quiet")
+    make_device("kiosk-2", site="Berlin")
+    page.set_viewport_size({"width": 390, "height": 844})
+    log_in(page, live_server, "operator")
+    for path in ("/", f"/devices/{LONG_UID}", "/events", f"/events?site={LONG_SITE}"):
+        page.goto(live_server + path)
+        expect(page.locator("main")).to_be_visible()
+        assert page_width(page) <= 390, (path, page_width(page))
+
+
+def test_a_reconnect_on_a_silent_device_says_it_waits_for_a_heartbeat_and_when_it_expires(
+    page: Page, live_server, make_device
+):
+    silent = make_device(
+        "quiet-1",
+        now=utcnow() - timedelta(hours=1),
+        status="disconnected",
+        status_reason="no heartbeat",
+    )
+    log_in(page, live_server, "operator")
+    row(page, silent).get_by_role("button", name="Reconnect").click()
+    warning = row(page, silent).locator(".reconnect-wait")
+    expect(warning).to_have_text(re.compile(r"Waits for its next heartbeat; expires at .+ UTC"))
+
+    page.goto(f"{live_server}/devices/quiet-1")
+    expect(page.locator("#summary .reconnect-wait")).to_contain_text("Waits for its next heartbeat")
+
+
+def test_bulk_reconnect_is_offered_on_a_filtered_view_and_confirmed_on_the_page(
+    page: Page, live_server, make_device
+):
+    make_device("kiosk-1", site="Berlin")
+    make_device("kiosk-2", site="Paris")
+    log_in(page, live_server, "operator")
+    expect(page.get_by_text("Reconnect all")).to_have_count(0)
+    page.goto(f"{live_server}/?site=Berlin")
+    page.get_by_text("Reconnect all 1 matching…").click()
+    page.get_by_role("button", name="Yes, reconnect 1").click()
+    expect(page.locator(".counter-reconnect_pending .count")).to_have_text("1", timeout=LIVE)

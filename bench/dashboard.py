@@ -26,13 +26,13 @@ import time
 from datetime import timedelta
 from urllib.parse import quote
 
-from flask_migrate import upgrade
 from sqlalchemy import func, insert, select, text, update
 
 from bench.seeding import postgres_database
 from fleet import create_app
 from fleet.extensions import db
 from fleet.models import Device, DeviceEvent
+from fleet.schema import upgrade
 from fleet.services import dashboard, queries, users
 from fleet.services.device_state import fleet_defaults
 from fleet.services.fast_heartbeat import TELEMETRY_TYPES, fast_heartbeat

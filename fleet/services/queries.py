@@ -187,6 +187,8 @@ def list_devices(view: DeviceFilter, now: datetime) -> DevicePage:
     page = max(1, view.page)
     query, flaps = _filtered_ids(view, now, flap)
     total = db.session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    # A page past the end (an old link, ?page=999) shows the last page, not "Page 999 of 6".
+    page = min(page, max(1, -(-total // per_page)))
     # Sort narrow rows (ids only), then load the page's devices: sorting whole
     # rows of a large fleet costs far more (docs/benchmarks.md, Dashboard).
     ids = db.session.execute(

@@ -292,3 +292,16 @@ def test_a_poll_answers_204_when_only_unshown_devices_changed_and_not_the_counte
     poll_url = re.sub(r"since=[^&]+", f"since={since(old + timedelta(seconds=1))}", poll_url)
     assert client.get(f"{poll_url}&shown={shown.id}").status_code == 204
     assert client.get(f"{poll_url}&shown={shown.id},{elsewhere.id}").status_code == 200
+
+
+def test_the_pager_numbers_its_pages_offers_a_jump_and_clamps_a_page_past_the_end(
+    client, login, make_device
+):
+    login("viewer")
+    for n in range(30):
+        make_device(f"kiosk-{n:02}", now=T0)
+    page = html(client.get("/?per_page=25&page=999"))
+    assert "Page 2 of 2" in page
+    assert '<strong aria-current="page">2</strong>' in page
+    assert 'aria-label="Page 1">1</a>' in page
+    assert '<label>Go to page <input type="number" name="page" min="1" max="2"' in page

@@ -100,3 +100,10 @@ def test_it_paginates_with_a_total(make_device):
     page = list_devices(DeviceFilter(sort="uid", page=2, per_page=3), T0)
     assert (page.total, page.pages, uids(page)) == (7, 3, ["kiosk-3", "kiosk-4", "kiosk-5"])
     assert len(matching_device_ids(DeviceFilter(), T0)) == 7
+
+
+def test_a_page_past_the_end_is_the_last_page(make_device):
+    for n in range(7):
+        make_device(f"kiosk-{n}", now=T0)
+    page = list_devices(DeviceFilter(sort="uid", page=999, per_page=3), T0)
+    assert (page.page, page.pages, uids(page)) == (3, 3, ["kiosk-6"])

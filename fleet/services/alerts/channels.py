@@ -16,9 +16,9 @@ import secrets
 import socket
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import apprise
 import structlog
 from flask import current_app
 from sqlalchemy import delete, func, select
@@ -29,6 +29,11 @@ from fleet.extensions import db
 from fleet.services.alerts import crypto
 from fleet.services.alerts.audit import write_log
 from fleet.services.commit import commit_unique
+
+# Apprise loads its plugins when imported: only the code that parses or sends
+# a channel URL imports it, so other processes and commands start without it.
+if TYPE_CHECKING:
+    import apprise
 
 log = structlog.get_logger("pulseboard.alerts")
 
@@ -78,6 +83,8 @@ class AddedChannel:
 
 def apprise_asset() -> apprise.AppriseAsset:
     """Apprise settings for every channel: nothing persisted to disk, bounded time."""
+    import apprise
+
     return apprise.AppriseAsset(
         storage_mode="memory",
         service_timeout=current_app.config["ALERT_SEND_TIMEOUT_SECONDS"] * 3,
@@ -122,6 +129,8 @@ def _parse_webhook(url: str, scheme: str) -> ParsedUrl:
 
 
 def _parse_apprise(url: str) -> ParsedUrl:
+    import apprise
+
     plugin = apprise.Apprise.instantiate(url, asset=apprise_asset(), suppress_exceptions=True)
     if plugin is None:
         raise InvalidInput("Apprise cannot use this URL (check its form)", {"field": "url"})

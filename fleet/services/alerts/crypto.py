@@ -7,11 +7,14 @@ run `flask channels rotate-key`, then drop the old key (docs/alerts.md).
 from __future__ import annotations
 
 import base64
+from typing import TYPE_CHECKING
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app
+
+# cryptography is imported where a channel URL is read or written: a `flask`
+# command or a heartbeat worker that never touches one starts without it.
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet, MultiFernet
 
 # Versioned, so a future change of derivation cannot be confused with this one.
 _INFO = b"pulseboard alert channel urls v1"
@@ -22,6 +25,10 @@ class UndecryptableSecret(RuntimeError):
 
 
 def _fernet(secret_key: str) -> Fernet:
+    from cryptography.fernet import Fernet
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(
         secret_key.encode()
     )
@@ -29,6 +36,8 @@ def _fernet(secret_key: str) -> Fernet:
 
 
 def _keys() -> MultiFernet:
+    from cryptography.fernet import MultiFernet
+
     config = current_app.config
     secrets = [config["SECRET_KEY"], *config["ALERT_PREVIOUS_SECRET_KEYS"]]
     return MultiFernet([_fernet(secret) for secret in secrets])
@@ -41,6 +50,8 @@ def encrypt(plain: str) -> str:
 
 def decrypt(token: str) -> str:
     """The text back, read with the current or any previous key."""
+    from cryptography.fernet import InvalidToken
+
     try:
         return _keys().decrypt(token.encode()).decode()
     except InvalidToken:

@@ -15,7 +15,6 @@ import urllib.request
 from typing import Any
 from urllib.parse import urlsplit
 
-import apprise
 from flask import current_app
 
 from fleet.alert_models import AlertChannel, ChannelKind
@@ -50,6 +49,8 @@ def send(channel: AlertChannel, payload: dict[str, Any], notification_id: int) -
 
 
 def _send_apprise(url: str, payload: dict[str, Any]) -> str | None:
+    import apprise
+
     notifier = apprise.Apprise(asset=apprise_asset())
     if not notifier.add(url):
         return "Apprise could not load the channel URL"

@@ -45,6 +45,16 @@ def source_word(source: str | None) -> str:
     return SOURCE_WORDS.get(source or "", source or "")
 
 
+# Kinds whose name does not read as words once the underscores are spaces.
+KIND_WORDS = {"re_enrolled": "re-enrolled", "re_enrolment_allowed": "re-enrolment allowed"}
+
+
+@bp.app_template_filter("kind_word")
+def kind_word(kind: str) -> str:
+    """An event's kind as people read it ("re-enrolled", not "re enrolled")."""
+    return KIND_WORDS.get(kind, kind.replace("_", " "))
+
+
 @bp.app_template_filter("ping_word")
 def ping_word(device: Any) -> str:
     """The ping service's diagnosis; a dash when no ping came since the last heartbeat."""

@@ -13,7 +13,7 @@ from fleet.services import bulk, dashboard
 from fleet.timeutil import utcnow
 from jobs.bulk import start_in_background
 
-POLL_KEYS = ("since", "shown")
+POLL_KEYS = ("since", "shown", "seen")
 
 
 def _view_args() -> dict[str, str]:
@@ -40,7 +40,8 @@ def poll():
     if since is None:
         abort(400)
     now = utcnow()
-    changes = dashboard.poll_fleet(device_filter(request.args), since, shown_ids(request.args), now)
+    view, shown = device_filter(request.args), shown_ids(request.args)
+    changes = dashboard.poll_fleet(view, since, shown, now, seen=request.args.get("seen"))
     if changes is None:
         return "", 204
     return render_template("dashboard/_poll.html", changes=changes, view_args=_view_args(), now=now)

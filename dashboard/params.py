@@ -46,6 +46,7 @@ def device_filter(args: MultiDict) -> DeviceFilter:
         site=_text(args, "site"),
         flapping=flapping,
         reconnect_pending=args.get("reconnect") == "pending" or None,
+        attention=args.get("attention") == "yes" or None,
         q=_text(args, "q"),
         sort=sort if sort in SORTS else DEFAULT_SORT,
         page=_int(args, "page", 1),

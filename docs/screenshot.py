@@ -4,7 +4,8 @@
 
 Starts `make run`'s launcher (server + simulator) on a free port with a scratch
 SQLite database, waits for the fleet to show every tier, logs in with headless
-Chromium (Debian's, nothing downloaded) and writes docs/fleet.png. Run it as a
+Chromium (Debian's, nothing downloaded) and writes docs/fleet.png (1440 px, the
+default view: problems first) and docs/fleet-phone.png (390 px). Run it as a
 module from the repository root so that `tests.servers` imports.
 """
 
@@ -26,7 +27,7 @@ from tests.servers import CHROMIUM, CHROMIUM_ARGS, free_port
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def shoot(url: str, path: Path) -> None:
+def shoot(url: str, path: Path, phone_path: Path) -> None:
     with sync_playwright() as playwright:
         chromium = playwright.chromium
         browser = chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -36,9 +37,13 @@ def shoot(url: str, path: Path) -> None:
         page.fill("input[name=password]", "pulseboard")
         page.click("button[type=submit]")
         page.wait_for_selector("table tbody tr")
-        page.goto(f"{url}/?sort=stalest")
+        page.goto(f"{url}/")
         page.wait_for_timeout(1500)
         page.screenshot(path=str(path))
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.goto(f"{url}/")
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(phone_path))
         browser.close()
 
 
@@ -60,11 +65,12 @@ def main() -> None:
         )
         try:
             time.sleep(args.wait)
-            shoot(f"http://127.0.0.1:{port}", ROOT / "docs" / "fleet.png")
+            docs = ROOT / "docs"
+            shoot(f"http://127.0.0.1:{port}", docs / "fleet.png", docs / "fleet-phone.png")
         finally:
             os.killpg(launcher.pid, signal.SIGINT)
             launcher.wait(timeout=30)
-    print(f"wrote {ROOT / 'docs' / 'fleet.png'}")
+    print(f"wrote {ROOT / 'docs' / 'fleet.png'} and fleet-phone.png")
 
 
 if __name__ == "__main__":

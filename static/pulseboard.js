@@ -85,6 +85,63 @@
     note.textContent = text;
   });
 
+  // The tab title carries the problem count, so a support desk sees it from another tab.
+  function updateTitle() {
+    var counters = document.getElementById("counters");
+    if (!counters || counters.dataset.attention === undefined) return;
+    var count = Number(counters.dataset.attention);
+    var base = document.title.replace(/^\d+ need attention · /, "");
+    document.title = count ? count + " need attention · " + base : base;
+  }
+
+  // A poll redraws a row by swapping it whole, which would drop the keyboard's
+  // focus to <body>; the focused control is found again in the new row.
+  var focused = null;
+  document.addEventListener("htmx:beforeSwap", function () {
+    var active = document.activeElement;
+    var row = active && active.closest ? active.closest("tr[data-id]") : null;
+    if (!row) { focused = null; return; }
+    var controls = Array.prototype.slice.call(row.querySelectorAll("a, button, input, select"));
+    focused = { row: row.id, index: controls.indexOf(active) };
+  });
+  function restoreFocus() {
+    if (!focused || (document.activeElement && document.activeElement !== document.body)) return;
+    var row = document.getElementById(focused.row);
+    var controls = row ? row.querySelectorAll("a, button, input, select") : [];
+    var target = controls[focused.index];
+    // A Reconnect button is disabled once its request is pending: the row's link takes the focus.
+    if (!target || target.disabled) target = controls[0];
+    if (target && target.focus) target.focus({ preventScroll: true });
+  }
+
+  // Status changes are announced politely in words: "kiosk-9 disconnected".
+  var statuses = {};
+  function announceChanges() {
+    var news = [];
+    document.querySelectorAll("#grid tr[data-id]").forEach(function (row) {
+      var before = statuses[row.dataset.id];
+      if (before && before !== row.dataset.status) {
+        news.push(row.dataset.uid + " " + row.dataset.status.toLowerCase());
+      }
+      statuses[row.dataset.id] = row.dataset.status;
+    });
+    var announcer = document.getElementById("announcer");
+    if (announcer && news.length) announcer.textContent = news.join(", ");
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    announceChanges();
+    updateTitle();
+  });
+  document.addEventListener("htmx:afterSwap", function () {
+    restoreFocus();
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    restoreFocus();
+    announceChanges();
+    updateTitle();
+  });
+
   document.addEventListener("visibilitychange", function () {
     if (document.hidden || !window.htmx) return;
     var poller = document.getElementById("poller");

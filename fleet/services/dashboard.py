@@ -22,6 +22,11 @@ from fleet.services.queries import DeviceFilter, DevicePage, FlapSettings
 POLL_SLACK_SECONDS = 5
 
 
+def counts_tag(counts: dict[str, int]) -> str:
+    """The counters in a few bytes: the poll sends back the tag of those on screen."""
+    return ".".join(str(counts[key]) for key in sorted(counts))
+
+
 @dataclass(frozen=True)
 class FleetScreen:
     page: DevicePage
@@ -30,6 +35,10 @@ class FleetScreen:
     now: datetime
     cursor: datetime
 
+    @property
+    def tag(self) -> str:
+        return counts_tag(self.counts)
+
 
 @dataclass(frozen=True)
 class FleetPoll:
@@ -37,6 +46,10 @@ class FleetPoll:
     outside_view: set[int]  # shown devices that no longer match the view's filters
     counts: dict[str, int]
     cursor: datetime
+
+    @property
+    def tag(self) -> str:
+        return counts_tag(self.counts)
 
 
 def poll_cursor(now: datetime) -> datetime:
@@ -56,20 +69,32 @@ def fleet_screen(view: DeviceFilter, now: datetime) -> FleetScreen:
 
 
 def poll_fleet(
-    view: DeviceFilter, since: datetime, shown: list[int], now: datetime
+    view: DeviceFilter,
+    since: datetime,
+    shown: list[int],
+    now: datetime,
+    seen: str | None = None,
 ) -> FleetPoll | None:
-    """The shown devices changed after `since` and fresh counters; None when nothing changed."""
+    """The shown devices changed after `since` and fresh counters; None when nothing changed.
+
+    `seen` is the tag of the counters on screen: when no shown row changed and
+    the counters are still those, the poll has nothing to send either, however
+    many devices off screen changed.
+    """
     if not queries.anything_changed(since):
         return None
     # Ask about the rows on screen by id, so a site-wide outage that changes
     # thousands of devices cannot crowd them out.
     on_screen = queries.changed_among(shown, since)
+    counts = queries.fleet_counts(now)
+    if not on_screen and seen == counts_tag(counts):
+        return None
     rows = queries.devices_with_flaps(on_screen, now)
     matching = set(queries.matching_device_ids(view, now, among=on_screen)) if on_screen else set()
     return FleetPoll(
         rows=rows,
         outside_view=set(on_screen) - matching,
-        counts=queries.fleet_counts(now),
+        counts=counts,
         cursor=poll_cursor(now),
     )
 

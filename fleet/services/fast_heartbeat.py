@@ -27,6 +27,7 @@ from sqlalchemy import (
     cast,
     func,
     insert,
+    literal_column,
     or_,
     select,
     update,
@@ -42,6 +43,23 @@ from fleet.timeutil import UTCDateTime
 
 # The telemetry a person sees on the fleet page: a change of one marks the row changed.
 VISIBLE_TELEMETRY = ("battery_level", "wifi_strength", "app_version")
+# Wi-Fi and battery jitter by a unit or two on every heartbeat: a change counts
+# as visible only when the value moves into another band of this width (5 dBm,
+# 5 %), so a poll does not resend a row for noise. The stored value stays exact.
+VISIBLE_STEP = {"battery_level": 5, "wifi_strength": 5}
+# Added before banding, so every band starts at a multiple of the step on both
+# backends (integer division truncates towards zero, and Wi-Fi is negative).
+_BAND_OFFSET = 200
+
+
+def visible_band(name: str, value: Any) -> Any:
+    """The band a stepped value shows in; other values are compared as they are."""
+    step = VISIBLE_STEP.get(name)
+    if step is None or value is None:
+        return value
+    return (round(value) + _BAND_OFFSET) // step
+
+
 NUMERIC_TELEMETRY = ("battery_level", "wifi_strength", "uptime_seconds")
 TELEMETRY_TYPES = {
     "battery_level": Float(),
@@ -64,10 +82,18 @@ def _reported(name: str) -> Any:
     return func.coalesce(_parameter(name), getattr(Device, name))
 
 
+def _band(name: str, value: Any) -> Any:
+    """SQL for `visible_band`: the same bands in PostgreSQL and SQLite."""
+    if name not in VISIBLE_STEP:
+        return value
+    # Constants as literal SQL: the prebuilt statement's only parameters are the heartbeat's.
+    offset, step = (literal_column(str(n), Integer()) for n in (_BAND_OFFSET, VISIBLE_STEP[name]))
+    return (cast(func.round(value), Integer) + offset) // step
+
+
 def _differs(name: str) -> Any:
-    return and_(
-        _parameter(name).is_not(None), getattr(Device, name).is_distinct_from(_parameter(name))
-    )
+    stored, reported = _band(name, getattr(Device, name)), _band(name, _parameter(name))
+    return and_(_parameter(name).is_not(None), stored.is_distinct_from(reported))
 
 
 # What makes a heartbeat common: the device is connected with nothing pending

@@ -35,7 +35,7 @@ from fleet.services.device_state import (
     thresholds_of,
 )
 from fleet.services.events import Event, EventKind, reconnect_event, record_events
-from fleet.services.fast_heartbeat import VISIBLE_TELEMETRY, fast_heartbeat
+from fleet.services.fast_heartbeat import VISIBLE_TELEMETRY, fast_heartbeat, visible_band
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,9 @@ def _plan_heartbeat(
     }
     plan = _HeartbeatPlan(values=values)
     visible_change = any(
-        key in reported and reported[key] != getattr(snapshot, key) for key in VISIBLE_TELEMETRY
+        key in reported
+        and visible_band(key, reported[key]) != visible_band(key, getattr(snapshot, key))
+        for key in VISIBLE_TELEMETRY
     )
     state_change = _plan_status(plan, snapshot, now)
     state_change |= _plan_reconnect(plan, snapshot, now)

@@ -11,11 +11,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Integer, Select, and_, func, literal_column, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from fleet.extensions import db
-from fleet.models import Device, DeviceEvent
+from fleet.models import SEVERITY_SQL, Device, DeviceEvent
 from fleet.rules import ReconnectState, Status
 from fleet.services.events import EventKind
 
@@ -26,9 +26,16 @@ class Sort:
     order: tuple[Any, ...] | None  # None: by the flap count, built in `_order`
 
 
+# Problems first (disconnected, then temporarily offline, then connected). Written
+# as literal SQL with no bound parameters, so that PostgreSQL and SQLite match the
+# ORDER BY to the expression index ix_device_severity (fleet/models.py) and read a
+# first page from the index instead of sorting the fleet.
+SEVERITY = literal_column(SEVERITY_SQL, Integer)
+
 # The one list of sort keys: the fleet page, the URL parser and the admin API's
 # schema all read it.
 SORTS = {
+    "severity": Sort("problems first", (SEVERITY, Device.last_heartbeat_at, Device.uid)),
     "status": Sort("status", (Device.status, Device.uid)),
     "last_heartbeat": Sort("latest heartbeat", (Device.last_heartbeat_at.desc(), Device.uid)),
     "stalest": Sort("stalest heartbeat", (Device.last_heartbeat_at, Device.uid)),
@@ -36,7 +43,7 @@ SORTS = {
     "site": Sort("site", (Device.site, Device.uid)),
     "transitions": Sort("transitions in window", None),
 }
-DEFAULT_SORT = "status"
+DEFAULT_SORT = "severity"
 # The page sizes the fleet page offers; the admin API takes any size up to MAX_PER_PAGE.
 PER_PAGE_CHOICES = (25, 50, 100, 200)
 DEFAULT_PER_PAGE = 50
@@ -67,6 +74,8 @@ class DeviceFilter:
     site: str | None = None
     flapping: bool | None = None
     reconnect_pending: bool | None = None
+    # Everything a support desk should look at: not connected, flapping or a pending reconnect.
+    attention: bool | None = None
     q: str | None = None
     sort: str = DEFAULT_SORT
     page: int = 1
@@ -123,7 +132,28 @@ def _conditions(view: DeviceFilter, flaps: Any, flap: FlapSettings, now: datetim
         conditions.append(count >= flap.threshold if view.flapping else count < flap.threshold)
     if view.reconnect_pending:
         conditions.append(pending_reconnect(now))
+    if view.attention:
+        conditions.append(needs_attention(now, flap))
     return conditions
+
+
+def flapping_ids(now: datetime, flap: FlapSettings) -> Select:
+    """Ids of the devices flapping now (a small set: only events inside the window are read)."""
+    return (
+        select(DeviceEvent.device_id)
+        .where(in_flap_window(now, flap))
+        .group_by(DeviceEvent.device_id)
+        .having(func.count() >= flap.threshold)
+    )
+
+
+def needs_attention(now: datetime, flap: FlapSettings) -> ColumnElement[bool]:
+    """Not connected, flapping, or with a reconnect pending."""
+    return or_(
+        Device.status != Status.CONNECTED.value,
+        pending_reconnect(now),
+        Device.id.in_(flapping_ids(now, flap)),
+    )
 
 
 def pending_reconnect(now: datetime) -> ColumnElement[bool]:
@@ -157,6 +187,8 @@ def list_devices(view: DeviceFilter, now: datetime) -> DevicePage:
     page = max(1, view.page)
     query, flaps = _filtered_ids(view, now, flap)
     total = db.session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    # A page past the end (an old link, ?page=999) shows the last page, not "Page 999 of 6".
+    page = min(page, max(1, -(-total // per_page)))
     # Sort narrow rows (ids only), then load the page's devices: sorting whole
     # rows of a large fleet costs far more (docs/benchmarks.md, Dashboard).
     ids = db.session.execute(
@@ -222,6 +254,9 @@ def fleet_counts(now: datetime) -> dict[str, int]:
     ).scalar_one()
     counts["reconnect_pending"] = db.session.execute(
         select(func.count()).select_from(Device).where(pending_reconnect(now))
+    ).scalar_one()
+    counts["attention"] = db.session.execute(
+        select(func.count()).select_from(Device).where(needs_attention(now, flap))
     ).scalar_one()
     counts["total"] = sum(counts[status.value] for status in Status)
     return counts

@@ -265,3 +265,43 @@ def test_a_large_bulk_reconnect_runs_in_the_background_and_shows_its_progress(
 def test_an_unknown_bulk_run_is_not_found(client, login):
     login("viewer")
     assert client.get("/bulk/999").status_code == 404
+
+
+def test_it_opens_on_the_problems_with_their_count_in_the_tab_title(client, login, make_device):
+    login("viewer")
+    three_tiers(make_device)
+    page = html(client.get("/"))
+    assert rows(page) == ["disconnected", "temporarily_offline", "connected"]
+    assert "<title>2 need attention · Fleet · Pulseboard</title>" in page
+    attention = html(client.get("/?attention=yes"))
+    assert rows(attention) == ["disconnected", "temporarily_offline"]
+
+
+def test_a_poll_answers_204_when_only_unshown_devices_changed_and_not_the_counters(
+    client, login, make_device
+):
+    login("viewer")
+    old = utcnow() - timedelta(minutes=1)
+    shown = make_device("alpha", now=old)
+    elsewhere = make_device("bravo", now=old)
+    page = html(client.get("/?per_page=25"))
+    poll_url = re.search(r'hx-get="(/poll[^"]+)"', page).group(1).replace("&amp;", "&")
+    heartbeats.record_heartbeat(
+        snapshot_of(elsewhere.token), heartbeats.Telemetry(battery_level=10), utcnow()
+    )
+    poll_url = re.sub(r"since=[^&]+", f"since={since(old + timedelta(seconds=1))}", poll_url)
+    assert client.get(f"{poll_url}&shown={shown.id}").status_code == 204
+    assert client.get(f"{poll_url}&shown={shown.id},{elsewhere.id}").status_code == 200
+
+
+def test_the_pager_numbers_its_pages_offers_a_jump_and_clamps_a_page_past_the_end(
+    client, login, make_device
+):
+    login("viewer")
+    for n in range(30):
+        make_device(f"kiosk-{n:02}", now=T0)
+    page = html(client.get("/?per_page=25&page=999"))
+    assert "Page 2 of 2" in page
+    assert '<strong aria-current="page">2</strong>' in page
+    assert 'aria-label="Page 1">1</a>' in page
+    assert '<label>Go to page <input type="number" name="page" min="1" max="2"' in page

@@ -1,12 +1,13 @@
 """What each dashboard screen is given: one service call per screen or action."""
 
 from datetime import timedelta
+from functools import partial
 
-from fleet.services import dashboard
+from fleet.services import dashboard, heartbeats
 from fleet.services.queries import DeviceFilter
 from fleet.services.sweep import enforce_timeouts
 from fleet.timeutil import utcnow
-from tests.helpers import device_row
+from tests.helpers import device_row, snapshot_of
 
 T0 = utcnow().replace(microsecond=0)
 
@@ -28,6 +29,19 @@ def test_the_fleet_screen_has_a_page_the_counters_and_the_sites(make_device):
 def test_a_poll_after_nothing_changed_is_none(make_device):
     make_device("kiosk-1", now=T0)
     assert dashboard.poll_fleet(DeviceFilter(), at(1), [], at(2)) is None
+
+
+def test_a_poll_is_none_when_only_devices_off_screen_changed_and_the_counters_did_not(
+    make_device,
+):
+    shown = make_device("kiosk-1", now=T0)
+    elsewhere = make_device("kiosk-2", now=T0, battery_level=90)
+    screen = dashboard.fleet_screen(DeviceFilter(per_page=25), at(1))
+    heartbeat = heartbeats.record_heartbeat
+    heartbeat(snapshot_of(elsewhere.token), heartbeats.Telemetry(battery_level=20), at(2))
+    poll = partial(dashboard.poll_fleet, DeviceFilter(), at(1), [shown.id], at(3))
+    assert poll(seen=screen.tag) is None
+    assert poll(seen=None) is not None  # a page that never said what it shows gets the counters
 
 
 def test_a_poll_sends_the_changed_rows_and_which_left_the_view(make_device):

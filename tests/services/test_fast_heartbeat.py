@@ -42,11 +42,13 @@ def state_of(uid):
         Telemetry(battery_level=42.5, wifi_strength=-61, app_version="2.1.0"),
         Telemetry(uptime_seconds=86_400, extra={"screen": "on", "temp": 41.5}),
         Telemetry(battery_level=100.0),  # what registration stored: no visible change
+        Telemetry(battery_level=97.5, wifi_strength=-63),  # jitter inside a 5-unit band
+        Telemetry(battery_level=94.0),  # into the next band down: a visible change
     ],
-    ids=["empty", "visible change", "invisible fields", "unchanged value"],
+    ids=["empty", "visible change", "invisible fields", "unchanged value", "jitter", "a step"],
 )
 def test_it_leaves_the_row_exactly_as_the_planner_would(make_device, telemetry):
-    fields = {**SAMPLED, "battery_level": 100.0, "extra": {"screen": "off"}}
+    fields = {**SAMPLED, "battery_level": 100.0, "wifi_strength": -62, "extra": {"screen": "off"}}
     by_statement = make_device("by-statement", now=T0, **fields)
     by_planner = make_device("by-planner", now=T0, **fields)
     now = T0 + timedelta(seconds=30)

@@ -49,6 +49,21 @@ def test_it_marks_the_row_changed_only_when_something_visible_changes(make_devic
     assert device_row("kiosk-1").changed_at == T0 + timedelta(seconds=90)
 
 
+def test_wifi_and_battery_jitter_inside_a_five_unit_band_is_not_a_visible_change(make_device):
+    device = make_device("kiosk-1", now=T0)
+    heartbeat(device, T0 + timedelta(seconds=30), battery_level=48, wifi_strength=-61)
+    changed = device_row("kiosk-1").changed_at
+    for second, (battery, wifi) in enumerate([(46, -64), (45.4, -62), (47, -65)], start=1):
+        heartbeat(
+            device, T0 + timedelta(seconds=30 + second), battery_level=battery, wifi_strength=wifi
+        )
+    row = device_row("kiosk-1")
+    assert row.changed_at == changed
+    assert (row.battery_level, row.wifi_strength) == (47, -65)  # stored exactly all the same
+    heartbeat(device, T0 + timedelta(seconds=40), battery_level=47, wifi_strength=-66)
+    assert device_row("kiosk-1").changed_at == T0 + timedelta(seconds=40)
+
+
 def test_a_new_request_replaces_a_delivered_one(make_device):
     device = make_device("kiosk-1", now=T0)
     reconnects.request_reconnect("kiosk-1", "ops", T0, delay_seconds=1)

@@ -60,9 +60,38 @@ def test_it_counts_the_fleet_by_status_and_pending_reconnects(make_device):
         "disconnected": 1,
         "flapping": 0,
         "reconnect_pending": 1,
+        "attention": 3,  # two not connected, one with a reconnect pending
         "total": 3,
     }
     assert fleet_counts(T0 + timedelta(seconds=601))["reconnect_pending"] == 0
+
+
+def test_the_default_order_puts_problems_first_then_the_stalest_heartbeat(make_device):
+    make_device("a-fresh", now=T0)
+    make_device("b-stale", now=T0 - timedelta(minutes=1))
+    make_device("c-late", now=T0, status="temporarily_offline")
+    make_device("d-gone", now=T0, status="disconnected")
+    make_device("e-gone-longer", now=T0 - timedelta(hours=1), status="disconnected")
+    assert uids(list_devices(DeviceFilter(), T0)) == [
+        "e-gone-longer",
+        "d-gone",
+        "c-late",
+        "b-stale",
+        "a-fresh",
+    ]
+
+
+def test_needs_attention_is_everything_not_connected_flapping_or_pending(make_device):
+    flappy = make_device("flappy", now=T0)
+    flap(flappy, 4, T0)  # its sweeps would time out devices made before
+    now = T0 + timedelta(seconds=450)
+    make_device("calm", now=now)
+    make_device("late", now=now, status="temporarily_offline")
+    make_device("asked", now=now)
+    reconnects.request_reconnect("asked", "ops", now)
+    view = DeviceFilter(attention=True, sort="uid")
+    assert uids(list_devices(view, now)) == ["asked", "flappy", "late"]
+    assert fleet_counts(now)["attention"] == 3
 
 
 def test_it_paginates_with_a_total(make_device):
@@ -71,3 +100,10 @@ def test_it_paginates_with_a_total(make_device):
     page = list_devices(DeviceFilter(sort="uid", page=2, per_page=3), T0)
     assert (page.total, page.pages, uids(page)) == (7, 3, ["kiosk-3", "kiosk-4", "kiosk-5"])
     assert len(matching_device_ids(DeviceFilter(), T0)) == 7
+
+
+def test_a_page_past_the_end_is_the_last_page(make_device):
+    for n in range(7):
+        make_device(f"kiosk-{n}", now=T0)
+    page = list_devices(DeviceFilter(sort="uid", page=999, per_page=3), T0)
+    assert (page.page, page.pages, uids(page)) == (3, 3, ["kiosk-6"])

@@ -174,6 +174,33 @@ def latest_commands(device_id: int, limit: int = HISTORY_LIMIT) -> list[DeviceCo
     return list(db.session.scalars(query))
 
 
+@dataclass(frozen=True)
+class CommandPanel:
+    """The device page's commands section: recent commands and the latest screenshot."""
+
+    uid: str
+    commands: list[DeviceCommand]
+    screenshot: Any  # fleet.services.screenshots.ScreenshotInfo | None
+    kinds: tuple[str, ...]
+
+
+PANEL_LIMIT = 10
+
+
+def command_panel(uid: str) -> CommandPanel:
+    """What the device page shows of a device's commands (its 2 s refresh)."""
+    # Imported here: screenshots checks commands' states from this module.
+    from fleet.services.screenshots import latest_screenshot
+
+    device = get_device(uid)
+    return CommandPanel(
+        uid=device.uid,
+        commands=latest_commands(device.id, PANEL_LIMIT),
+        screenshot=latest_screenshot(device.id),
+        kinds=tuple(current_app.config["COMMAND_KINDS"]),
+    )
+
+
 # --- the heartbeat's side (inside its transaction, uncommitted) ------------------
 
 

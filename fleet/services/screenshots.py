@@ -8,12 +8,13 @@ latest few per device keep the table small.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app
 from sqlalchemy import delete, select, update
 
-from fleet.errors import InvalidInput, Unauthorized
+from fleet.errors import InvalidInput, NotFound, Unauthorized
 from fleet.extensions import db
 from fleet.models import Device, DeviceCommand, Screenshot
 from fleet.rules import Source
@@ -118,11 +119,32 @@ def _keep_latest(device_id: int) -> None:
     )
 
 
-def latest_screenshot(device_id: int) -> Screenshot | None:
-    """The device's newest screenshot, or None."""
-    return db.session.scalars(
-        select(Screenshot)
+@dataclass(frozen=True)
+class ScreenshotInfo:
+    id: int
+    media_type: str
+    size: int
+    taken_at: datetime
+
+
+def latest_screenshot(device_id: int) -> ScreenshotInfo | None:
+    """What the device page shows of the newest screenshot (not its bytes), or None."""
+    row = db.session.execute(
+        select(Screenshot.id, Screenshot.media_type, Screenshot.size, Screenshot.taken_at)
         .where(Screenshot.device_id == device_id)
         .order_by(Screenshot.id.desc())
         .limit(1)
     ).first()
+    return None if row is None else ScreenshotInfo(*row)
+
+
+def screenshot_image(uid: str, screenshot_id: int) -> tuple[bytes, str]:
+    """A device's stored image and its media type; NotFound if it has no such screenshot."""
+    row = db.session.execute(
+        select(Screenshot.data, Screenshot.media_type)
+        .join(Device, Device.id == Screenshot.device_id)
+        .where(Device.uid == uid, Screenshot.id == screenshot_id)
+    ).first()
+    if row is None:
+        raise NotFound("no such screenshot")
+    return row.data, row.media_type

@@ -88,10 +88,11 @@ def heartbeat():
     ratelimits.refuse_a_flooding_address(request.remote_addr, token_hash)
     ratelimits.check_heartbeat_limits(token_hash)
     body = parse_body(HeartbeatRequest)
-    # A model's fields are its attributes: model_dump() would copy them twice as slowly.
-    fields = dict(vars(body))
-    acks = [Ack(ack.id, ack.result, ack.message) for ack in fields.pop("acks") or ()]
-    telemetry = heartbeats.Telemetry(**fields)
+    # Read field by field: model_dump() would copy them all twice as slowly.
+    telemetry = heartbeats.Telemetry(
+        body.battery_level, body.wifi_strength, body.app_version, body.uptime_seconds, body.extra
+    )
+    acks = [Ack(ack.id, ack.result, ack.message) for ack in body.acks] if body.acks else None
     try:
         result = heartbeats.accept_heartbeat(
             token_hash, telemetry, utcnow(), request.remote_addr, acks

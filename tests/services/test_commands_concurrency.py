@@ -18,7 +18,7 @@ from fleet.models import DeviceCommand
 from fleet.services import commands, heartbeats
 from fleet.timeutil import utcnow
 from fleet.tokens import hash_token
-from tests.services.test_concurrency import run_in_context
+from tests.services.test_concurrency import run_together
 
 HEARTBEAT_THREADS = 6
 ROUNDS = 4
@@ -55,15 +55,7 @@ def test_each_command_reaches_exactly_one_racing_heartbeat_and_is_acked(app, mak
         stop.set()
 
     workers = [lambda seed=seed: send_heartbeats(seed) for seed in range(HEARTBEAT_THREADS)]
-    threads = [run_in_context(app, errors, work) for work in [*workers, request_commands]]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    stop.set()
-    assert not errors, errors
-
-    db.session.expire_all()
+    run_together(app, [*workers, request_commands], stop, errors)
     stored = db.session.scalars(select(DeviceCommand)).all()
     assert len(stored) == ROUNDS * len(KINDS)
     assert {command.id: deliveries[command.id] for command in stored} == {

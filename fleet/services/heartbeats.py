@@ -24,7 +24,7 @@ from fleet.errors import Unauthorized
 from fleet.extensions import db
 from fleet.models import Device, TelemetrySample
 from fleet.rules import ReconnectState, Status
-from fleet.services.commands import Ack, IssuedCommand, apply_acks, check_acks, deliver_pending
+from fleet.services.commands import Ack, apply_acks, check_acks, deliver_pending
 from fleet.services.device_state import (
     SNAPSHOT_COLUMNS,
     compare_and_set,
@@ -55,7 +55,10 @@ class HeartbeatResult:
     heartbeat_interval_seconds: int
     should_reconnect: bool
     reconnect_delay_seconds: int
-    commands: tuple[IssuedCommand, ...] = ()
+    # A tuple of IssuedCommand; declared Any so that pydantic inspects it only
+    # when it is not empty: a typed tuple of dataclasses cost every heartbeat's
+    # answer (bench.instructions).
+    commands: Any = ()
 
 
 @dataclass

@@ -21,12 +21,12 @@ import time
 from datetime import timedelta
 from urllib.parse import quote
 
-from flask_migrate import upgrade
 from sqlalchemy import func, insert, select, update
 
 from fleet import create_app
 from fleet.extensions import db
 from fleet.models import Device, DeviceEvent
+from fleet.schema import upgrade
 from fleet.services import users
 from fleet.timeutil import utcnow
 

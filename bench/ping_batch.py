@@ -16,10 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flask_migrate import upgrade
-
 from fleet import create_app
 from fleet.extensions import db
+from fleet.schema import upgrade
 from fleet.services import enrolment
 from fleet.services.pings import PingResult, apply_pings
 from fleet.timeutil import utcnow

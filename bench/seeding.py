@@ -7,12 +7,12 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 from flask import Flask
-from flask_migrate import upgrade
 from sqlalchemy import insert, text
 
 from fleet import create_app, rules
 from fleet.extensions import db
 from fleet.models import Device
+from fleet.schema import upgrade
 from fleet.services.device_state import fleet_defaults
 from fleet.timeutil import utcnow
 from fleet.tokens import hash_token

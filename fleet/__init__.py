@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 # before Flask-Limiter builds its storage.
 from fleet import limit_storage  # noqa: F401
 from fleet.config import complete_config, load_config
-from fleet.extensions import csrf, db, limiter, login_manager, migrate
+from fleet.extensions import csrf, db, limiter, login_manager
 from fleet.logs import configure_logging, init_request_logging
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +45,6 @@ def create_app(
 
 def _configure_extensions(app: Flask) -> None:
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     limiter.init_app(app)
     login_manager.init_app(app)
     csrf.init_app(app)

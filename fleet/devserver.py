@@ -150,10 +150,9 @@ def prepare(settings: RunSettings, env: Mapping[str, str], inbox_url: str | None
     Both run in this process, on one app, because starting the app costs seconds
     and `make run` should be quick to come up.
     """
-    from flask_migrate import upgrade
-
     from fleet import create_app
     from fleet.extensions import db
+    from fleet.schema import upgrade
 
     app = create_app(env={**env, "LOG_LEVEL": "WARNING"})
     with app.app_context():

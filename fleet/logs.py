@@ -129,6 +129,8 @@ def configure_logging(log_format: str, level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Alembic announces each of its plugins at INFO on every migration command.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def request_id_from(header: str | None) -> str:

@@ -48,7 +48,7 @@ def resume_stalled(app: Flask) -> int:
     """
     with app.app_context():
         stalled = bulk.stalled_bulk_actions(utcnow())
-    for action_id in stalled:
-        log.warning("bulk_action_resumed", action=action_id)
-        start_in_background(app, action_id)
+        for action_id in stalled:
+            log.warning("bulk_action_resumed", action=action_id)
+            start_in_background(app, action_id)
     return len(stalled)

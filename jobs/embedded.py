@@ -19,6 +19,7 @@ from flask import Flask
 from fleet.services.alerts.service import run_alerts
 from fleet.services.sweep import run_sweep
 from fleet.timeutil import utcnow
+from jobs.bulk import resume_stalled
 
 log = structlog.get_logger("pulseboard.sweeper")
 
@@ -58,13 +59,13 @@ class EmbeddedLoop:
 
 
 def sweeper(app: Flask) -> EmbeddedLoop:
-    """The timeout sweep every SWEEP_INTERVAL_SECONDS."""
-    return EmbeddedLoop(
-        app,
-        "sweep",
-        app.config["SWEEP_INTERVAL_SECONDS"],
-        lambda now: run_sweep(now, runner="embedded"),
-    )
+    """The timeout sweep every SWEEP_INTERVAL_SECONDS, and any bulk run whose runner died."""
+
+    def sweep(now: datetime) -> None:
+        run_sweep(now, runner="embedded")
+        resume_stalled(app)
+
+    return EmbeddedLoop(app, "sweep", app.config["SWEEP_INTERVAL_SECONDS"], sweep)
 
 
 def delivery(app: Flask) -> EmbeddedLoop:

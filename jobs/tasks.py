@@ -10,6 +10,7 @@ from fleet.services import bulk
 from fleet.services.alerts.service import run_alerts
 from fleet.services.sweep import run_sweep
 from fleet.timeutil import utcnow
+from jobs.bulk import resume_stalled
 
 _app: Flask | None = None
 
@@ -31,7 +32,9 @@ def sweep_timeouts() -> dict[str, Any]:
     app = _job_app()
     with app.app_context():
         report = run_sweep(utcnow(), runner="rq")
-        return report.summary()
+    # Bulk runs whose worker died mid-run go back on the queue.
+    resume_stalled(app)
+    return report.summary()
 
 
 def run_bulk_action(action_id: int) -> dict[str, Any]:

@@ -23,13 +23,13 @@ import pytest
 import time_machine
 from flask import Flask
 from flask.testing import FlaskClient
-from flask_migrate import upgrade
 from sqlalchemy import update
 
 from device_api import device_app_of
 from fleet import create_app
 from fleet.extensions import db
 from fleet.models import Device
+from fleet.schema import upgrade
 from fleet.services import device_state, enrolment
 from fleet.timeutil import utcnow
 from jobs import embedded

@@ -13,7 +13,9 @@ def register_cli(app: Flask) -> None:
     from fleet.commands.jobs import jobs_cli
     from fleet.commands.tokens import tokens_cli
     from fleet.commands.users import users_cli
+    from fleet.schema import db_cli
 
+    app.cli.add_command(db_cli)
     app.cli.add_command(alerts_cli)
     app.cli.add_command(channels_cli)
     app.cli.add_command(devices_cli)

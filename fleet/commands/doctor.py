@@ -6,8 +6,6 @@ import os
 from collections.abc import Callable
 
 import click
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
@@ -22,6 +20,7 @@ from fleet.health import (
     check_sweep,
     redis_client,
 )
+from fleet.schema import migrations
 from fleet.timeutil import utcnow
 
 MARKS = {"ok": "[ ok ]", "warn": "[warn]", "fail": "[FAIL]"}
@@ -72,7 +71,10 @@ def run_checks() -> list[Check]:
 
 def check_migrations() -> Check:
     """The database's Alembic revision is the newest one the code ships."""
-    config = current_app.extensions["migrate"].migrate.get_config()
+    from alembic.runtime.migration import MigrationContext  # only this check needs Alembic
+    from alembic.script import ScriptDirectory
+
+    config = migrations(current_app._get_current_object()).migrate.get_config()
     heads = set(ScriptDirectory.from_config(config).get_heads())
     try:
         with db.engine.connect() as connection:

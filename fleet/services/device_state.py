@@ -100,7 +100,9 @@ def read_snapshot(device_id: int) -> Row:
     return row
 
 
-def compare_and_set(seen: Any, values: dict[str, Any], *, same_heartbeat: bool = True) -> bool:
+def compare_and_set(
+    seen: Any, values: dict[str, Any], *, same_heartbeat: bool = True, same_sample: bool = False
+) -> bool:
     """Apply `values` only if nobody changed the device since `seen` was read.
 
     A heartbeat that changes no state does not bump the revision, so by default
@@ -111,6 +113,12 @@ def compare_and_set(seen: Any, values: dict[str, Any], *, same_heartbeat: bool =
     conditions = [Device.id == seen.id, Device.revision == seen.revision]
     if same_heartbeat:
         conditions.append(Device.last_heartbeat_at.is_not_distinct_from(seen.last_heartbeat_at))
+    if same_sample:
+        # Two heartbeats that both found a telemetry sample due change no state,
+        # so the revision alone would let both in: only one may take the sample.
+        conditions.append(
+            Device.telemetry_sampled_at.is_not_distinct_from(seen.telemetry_sampled_at)
+        )
     result = db.session.execute(
         update(Device)
         .where(*conditions)

@@ -142,7 +142,9 @@ def _try_heartbeat(
     plan = _plan_heartbeat(snapshot, telemetry, now, address)
     if acks:
         plan.values["changed_at"] = now  # the grid shows the latest command's state
-    if not compare_and_set(snapshot, plan.values, same_heartbeat=False):
+    if not compare_and_set(
+        snapshot, plan.values, same_heartbeat=False, same_sample=plan.sample_telemetry
+    ):
         return None
     record_events(plan.events)
     if plan.sample_telemetry:

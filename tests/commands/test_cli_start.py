@@ -33,11 +33,12 @@ def test_it_starts_when_the_metrics_directory_does_not_exist_yet(tmp_path):
     assert metrics_dir.is_dir()
 
 
-def test_listing_the_commands_loads_neither_redis_nor_rq_nor_the_postgresql_driver(tmp_path):
+def test_listing_the_commands_loads_no_redis_rq_postgresql_driver_or_alembic(tmp_path):
     probe = (
         "import sys; from flask.cli import main; sys.argv = ['flask', '--help']\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "print(sorted(m for m in ('redis', 'rq', 'psycopg') if m in sys.modules), file=sys.stderr)"
+        "lazy = ('redis', 'rq', 'psycopg', 'alembic')\n"
+        "print(sorted(m for m in lazy if m in sys.modules), file=sys.stderr)"
     )
     environment = {
         **os.environ,
@@ -54,3 +55,13 @@ def test_listing_the_commands_loads_neither_redis_nor_rq_nor_the_postgresql_driv
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip().splitlines()[-1] == "[]"
+
+
+def test_flask_db_upgrade_migrates_and_doctor_finds_the_schema_at_head(tmp_path):
+    upgraded = run_flask(tmp_path, "db", "upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+    current = run_flask(tmp_path, "db", "current")
+    assert "(head)" in current.stdout
+    doctor = run_flask(tmp_path, "doctor")
+    assert "[ ok ] migrations: at head" in doctor.stdout
+    assert "setup plugin" not in doctor.stderr

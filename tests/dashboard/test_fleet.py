@@ -160,13 +160,15 @@ def test_it_answers_a_poll_with_nothing_when_nothing_changed(client, login, make
 
 def test_it_polls_only_the_shown_devices_that_changed_plus_the_counters(client, login, make_device):
     login("viewer")
-    old = T0 - timedelta(minutes=10)
+    # Now, not the module's T0: the page judges a reconnect's expiry by the real clock.
+    now = utcnow()
+    old = now - timedelta(minutes=10)
     alpha = make_device("alpha", now=old)
     bravo = make_device("bravo", now=old)
     charlie = make_device("charlie", now=old)
-    reconnects.request_reconnect("alpha", "ops", T0)
-    reconnects.request_reconnect("charlie", "ops", T0)
-    query = f"since={since(T0 - timedelta(minutes=1))}&shown={alpha.id},{bravo.id}"
+    reconnects.request_reconnect("alpha", "ops", now)
+    reconnects.request_reconnect("charlie", "ops", now)
+    query = f"since={since(now - timedelta(minutes=1))}&shown={alpha.id},{bravo.id}"
     response = client.get(f"/poll?{query}")
     body = html(response)
     assert f'id="device-{alpha.id}"' in body

@@ -1,15 +1,19 @@
 """Bulk actions: a fleet view's devices asked to reconnect a chunk per transaction, resumable."""
 
 import threading
+import time
 from datetime import timedelta
 
+from rq import Queue, SimpleWorker
 from sqlalchemy import func, select
 
 from fleet.extensions import db
 from fleet.models import DeviceEvent
-from fleet.services import bulk
+from fleet.services import bulk, locks
 from fleet.services.queries import DeviceFilter
 from fleet.timeutil import utcnow
+from jobs import QUEUE
+from jobs.bulk import resume_stalled
 from tests.helpers import configure, device_row
 
 T0 = utcnow().replace(microsecond=0)
@@ -91,3 +95,19 @@ def test_two_runners_of_one_run_ask_each_device_once(app, make_device):
 def test_a_view_matching_nobody_finishes_at_once(app):
     action = bulk.start_bulk_reconnect(LOBBY, "ops", T0)
     assert (bulk.run_bulk_action(action.id, T0).state, action.total) == ("done", 0)
+
+
+def test_the_sweep_job_resumes_a_run_whose_worker_died(app, make_device, backend):
+    configure(app, BULK_CHUNK_SIZE=2, BULK_STALL_SECONDS=10)
+    lobby(make_device, 5)
+    action = bulk.start_bulk_reconnect(LOBBY, "ops", T0 - timedelta(minutes=5))
+    bulk.run_chunk(action.id, T0 - timedelta(minutes=5))  # then its worker was killed
+    assert resume_stalled(app) == 1
+    if backend == "postgres":  # with Redis the resumed run is an RQ job for a real worker
+        SimpleWorker([Queue(QUEUE, connection=locks.redis_client())]).work(burst=True)
+    deadline = time.monotonic() + 20
+    while bulk.get_bulk_action(action.id).state != "done" and time.monotonic() < deadline:
+        db.session.rollback()
+        time.sleep(0.05)
+    assert bulk.get_bulk_action(action.id).done == 5
+    assert requests_made() == 5

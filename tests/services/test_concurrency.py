@@ -12,10 +12,10 @@ import time
 from collections import Counter
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from fleet.extensions import db
-from fleet.models import Device, DeviceEvent
+from fleet.models import Device, DeviceEvent, TelemetrySample
 from fleet.services import device_state, heartbeats, reconnects
 from fleet.services.sweep import enforce_timeouts
 from fleet.timeutil import utcnow
@@ -133,3 +133,27 @@ def _assert_status_events_form_one_chain(uid: str) -> None:
         current = event.to_status
     device = device_state.get_device(uid)
     assert device.status == current
+
+
+def test_racing_heartbeats_of_one_device_take_one_telemetry_sample(app, make_device):
+    # Thresholds of its own keep the device off the one-statement path, on the
+    # planner's: a connected device with nothing to change but a sample due.
+    old = utcnow() - timedelta(hours=1)
+    token = make_device("kiosk-1", heartbeat_interval_seconds=30, telemetry_sampled_at=old).token
+    errors: list[BaseException] = []
+    start = threading.Barrier(HEARTBEAT_THREADS, timeout=20)
+
+    def beat() -> None:
+        start.wait()
+        heartbeats.accept_heartbeat(
+            hash_token(token), heartbeats.Telemetry(battery_level=50), utcnow()
+        )
+
+    threads = [run_in_context(app, errors, beat) for _ in range(HEARTBEAT_THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    samples = db.session.execute(select(func.count()).select_from(TelemetrySample)).scalar_one()
+    assert samples == 1

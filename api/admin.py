@@ -17,6 +17,10 @@ from pydantic import BaseModel, ValidationError
 
 from api import bp
 from api.admin_schemas import (
+    CommandCreated,
+    CommandDetail,
+    CommandListResponse,
+    CommandRequest,
     DeviceListQuery,
     DeviceListResponse,
     DeviceOut,
@@ -31,6 +35,7 @@ from api.admin_schemas import (
     PingTargetOut,
     ReconnectRequest,
     ReconnectResponse,
+    command_detail,
     device_out,
     reconnect_out,
 )
@@ -39,7 +44,7 @@ from api.body import parse_body
 from api.errors import invalid_fields
 from api.spec import describe
 from fleet.errors import FleetError, Forbidden
-from fleet.services import device_state, pings, queries, reconnects, service_tokens
+from fleet.services import commands, device_state, pings, queries, reconnects, service_tokens
 from fleet.services.service_tokens import ServiceIdentity
 from fleet.timeutil import utcnow
 
@@ -266,3 +271,35 @@ def reconnect(uid: str):
     device = reconnects.request_reconnect(uid, identity().actor, now, body.delay_seconds)
     response = ReconnectResponse(uid=device.uid, reconnect=reconnect_out(device, now))
     return jsonify(response.model_dump(mode="json")), 202
+
+
+@bp.post("/admin/devices/<uid>/commands")
+@describe(
+    "Ask a device for a command on its next heartbeat; replaces a pending one of the kind",
+    request=CommandRequest,
+    response=CommandCreated,
+    status=201,
+    auth="service:operate",
+    errors=(*SERVICE_ERRORS, 400, 404, 413, 422),
+)
+@require_service("operate")
+def request_command(uid: str):
+    body = parse_body(CommandRequest)
+    requested = commands.request_command(uid, body.kind, body.params, identity().actor, utcnow())
+    response = CommandCreated(
+        **command_detail(requested.command), replaced_id=requested.replaced_id
+    )
+    return jsonify(response.model_dump(mode="json")), 201
+
+
+@bp.get("/admin/devices/<uid>/commands")
+@describe(
+    "A device's commands, newest first, with their state and the device's result",
+    response=CommandListResponse,
+    auth="service:read",
+    errors=(*SERVICE_ERRORS, 404),
+)
+@require_service("read")
+def list_commands(uid: str):
+    items = [CommandDetail(**command_detail(c)) for c in commands.list_commands(uid)]
+    return jsonify(CommandListResponse(items=items).model_dump(mode="json"))

@@ -11,6 +11,7 @@ from pydantic import AwareDatetime, ConfigDict, Field, field_validator
 from api.body import nests_deeper_than
 from api.schemas import RequestBody, Schema, Uid, whole_number
 from fleet import rules
+from fleet.config import COMMAND_KIND_NAMES
 from fleet.services.pings import MAX_PAGE, ping_diagnosis
 from fleet.services.queries import (
     DEFAULT_PER_PAGE,
@@ -220,6 +221,50 @@ class ReconnectRequest(RequestBody):
 class ReconnectResponse(Schema):
     uid: str
     reconnect: ReconnectOut
+
+
+CommandKindName = Literal[COMMAND_KIND_NAMES]  # type: ignore[valid-type]
+
+
+class CommandRequest(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"kind": "reboot", "params": {"delay_seconds": 30}}]}
+    )
+
+    kind: CommandKindName = Field(description="Only the kinds in COMMAND_KINDS are accepted.")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Optional: `delay_seconds` (0-3600) before acting."
+    )
+
+
+class CommandDetail(Schema):
+    id: int
+    kind: str
+    params: dict[str, Any]
+    state: str = Field(
+        description="pending, delivered, ok, failed, unacknowledged, expired or replaced."
+    )
+    requested_by: str
+    issued_at: datetime
+    delivered_at: datetime | None
+    acknowledged_at: datetime | None
+    result: str | None
+    message: str | None
+
+
+class CommandCreated(CommandDetail):
+    replaced_id: int | None = Field(
+        default=None, description="The pending command of the same kind this one replaced."
+    )
+
+
+class CommandListResponse(Schema):
+    items: list[CommandDetail]
+
+
+def command_detail(command: Any) -> dict[str, Any]:
+    """A command's fields as the admin API and the dashboard show them."""
+    return {name: getattr(command, name) for name in CommandDetail.model_fields}
 
 
 def reconnect_out(device: Any, now: datetime) -> ReconnectOut:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
@@ -74,6 +74,12 @@ class RegisterResponse(Schema):
     heartbeat_interval_seconds: int
 
 
+class AckIn(RequestBody):
+    id: whole_number(1, 2**62) = Field(description="The command's id, from a heartbeat reply.")
+    result: Literal["ok", "failed"]
+    message: str | None = Field(default=None, max_length=500)
+
+
 class HeartbeatRequest(RequestBody):
     model_config = ConfigDict(
         json_schema_extra={
@@ -96,6 +102,11 @@ class HeartbeatRequest(RequestBody):
         default=None,
         description="Free-form, bounded in size (EXTRA_MAX_BYTES) and nesting (EXTRA_MAX_DEPTH).",
     )
+    acks: list[AckIn] | None = Field(
+        default=None,
+        max_length=20,
+        description="Results of commands delivered in earlier replies; optional.",
+    )
 
     @field_validator("extra")
     @classmethod
@@ -112,6 +123,20 @@ class HeartbeatRequest(RequestBody):
         if len(json.dumps(value, separators=(",", ":"))) > limit:
             raise ValueError(f"must serialise to at most {limit} bytes of JSON")
         return value
+
+
+class CommandOut(Schema):
+    id: int
+    kind: Literal["reconnect", "restart_app", "reboot", "refresh_content", "screenshot"]
+    params: dict[str, Any]
+    issued_at: datetime
+
+
+class ScreenshotResponse(Schema):
+    id: int
+    media_type: str
+    size: int
+    taken_at: datetime
 
 
 class HeartbeatResponse(Schema):
@@ -134,6 +159,9 @@ class HeartbeatResponse(Schema):
     heartbeat_interval_seconds: int
     should_reconnect: bool
     reconnect_delay_seconds: int
+    commands: list[CommandOut] = Field(
+        default_factory=list, description="Commands to carry out, each delivered once."
+    )
 
 
 class ErrorBody(Schema):

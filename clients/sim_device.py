@@ -1,8 +1,14 @@
 """One simulated device: a small state machine driven by the simulator's scheduler.
 
 `step(api, now)` does whatever is due at `now` (enrol, heartbeat, start or end
-an outage, reconnect) with at most one HTTP request, and returns how many
-seconds until its next step, or None once the device has died.
+an outage, reconnect, carry out a command, upload a screenshot) with at most
+one HTTP request, and returns how many seconds until its next step, or None
+once the device has died.
+
+Commands come in heartbeat replies (`commands`); each is carried out after its
+`delay_seconds` and acknowledged in the next heartbeat (`acks`): a restart
+resets the uptime, a reboot goes silent for a while and then resumes or
+enrols again, a screenshot uploads a small generated PNG.
 """
 
 from __future__ import annotations
@@ -15,12 +21,14 @@ from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any
 
+from clients.images import tiny_png
 from clients.sim_fleet import APP_VERSIONS, Behaviour, Profile
 from clients.sim_http import DeviceApi, Reply
 
 DEFAULT_INTERVAL = 30.0  # until the server says otherwise
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 15.0
+REBOOT_SECONDS = (3.0, 8.0)  # real seconds a simulated reboot stays silent
 
 log = logging.getLogger("pulseboard.simulator")
 
@@ -103,6 +111,9 @@ class SimDevice:
         self.history: deque[Step] = deque(maxlen=200)
         # A staged site outage (the simulator's --site-outage): silent from, until.
         self.blackout: tuple[float, float] | None = None
+        self.due_commands: list[tuple[float, dict[str, Any]]] = []  # (when, command)
+        self.uploads: list[int] = []  # screenshot commands whose image is still to send
+        self.acks: list[dict[str, Any]] = []  # results for the next heartbeat
 
     @property
     def uid(self) -> str:
@@ -128,6 +139,11 @@ class SimDevice:
             if now < self.quiet_until:
                 return None if self.quiet_until == math.inf else self.quiet_until - now
             self._end_outage(now)
+        wait = self._carry_out_due(now)
+        if wait is not None:
+            return wait
+        if self.uploads and self.token is not None:
+            return self._upload(api, now)
         if self.reconnect_due is not None and now >= self.reconnect_due:
             self.reconnect_due = None
             self.reconnecting = self.reconnect_by
@@ -214,7 +230,15 @@ class SimDevice:
 
     def _heartbeat(self, api: DeviceApi, now: float) -> float:
         assert self.token is not None
-        reply = api.heartbeat(self.token, self._telemetry(now))
+        body = self._telemetry(now)
+        sent, self.acks = self.acks, []
+        if sent:
+            body["acks"] = sent
+        reply = api.heartbeat(self.token, body)
+        if reply.status != 200 and reply.status != 422:
+            # Not heard: the results go again with the next heartbeat. A 422
+            # refused them for good (a command this device was never given).
+            self.acks = sent + self.acks
         if reply.status == 200:
             return self._record(now, "heartbeat", reply, self._accepted(reply, now))
         if reply.status == 429:
@@ -244,8 +268,10 @@ class SimDevice:
         if self.reconnecting == "resume":
             self.reconnecting = None
             self.journal.note("resumed", "%s resumed after the reconnect", self.uid)
+        for command in reply.body.get("commands") or ():
+            self._collect(command, now)
         if not reply.body.get("should_reconnect"):
-            return self._beat_wait()
+            return self._next_wait(now)
         # The delay is the server's instruction, in real seconds: never scaled.
         delay = float(reply.body.get("reconnect_delay_seconds") or 0)
         self.reconnect_due = now + delay
@@ -253,6 +279,69 @@ class SimDevice:
         self.journal.note("reconnects", "%s asked to reconnect: %s in %.0fs", self.uid, how, delay)
         self.history.append(Step(now, "reconnect_requested", reply.status, delay))
         return delay
+
+    # --- commands -----------------------------------------------------------------
+
+    def _collect(self, command: dict[str, Any], now: float) -> None:
+        """Note a command from a reply; reconnect is carried out through should_reconnect."""
+        self.journal.note("commands", "%s got %s", self.uid, command.get("kind"))
+        if command.get("kind") == "reconnect":
+            self.acks.append({"id": command["id"], "result": "ok"})
+            return
+        # The delay is the server's instruction, in real seconds: never scaled.
+        delay = float((command.get("params") or {}).get("delay_seconds") or 0)
+        self.due_commands.append((now + delay, command))
+
+    def _next_wait(self, now: float) -> float:
+        wait = self._beat_wait()
+        if self.uploads or self.acks:
+            wait = min(wait, 0.05)
+        if self.due_commands:
+            wait = min(wait, max(0.0, min(due for due, _ in self.due_commands) - now))
+        return wait
+
+    def _carry_out_due(self, now: float) -> float | None:
+        """Carry out the commands now due; a wait if one of them silenced the device."""
+        due = [command for when, command in self.due_commands if when <= now]
+        self.due_commands = [(w, c) for w, c in self.due_commands if w > now]
+        wait = None
+        for command in due:
+            kind, command_id = command.get("kind"), command["id"]
+            self.history.append(Step(now, f"command:{kind}"))
+            if kind == "screenshot":
+                self.uploads.append(command_id)
+                continue
+            if kind == "reboot":
+                wait = self._reboot(now)
+            elif kind == "restart_app":
+                self.booted_at = now
+            self.acks.append({"id": command_id, "result": "ok", "message": f"{kind} done"})
+        return wait
+
+    def _reboot(self, now: float) -> float:
+        """Silent for a while; then, as after a reconnect, resume or enrol again."""
+        length = self.rng.uniform(*REBOOT_SECONDS)
+        self.quiet_since, self.quiet_until = now, now + length
+        self.booted_at = now + length
+        if self.reconnect_by == "register":
+            self.proof, self.token = self.token or self.proof, None
+        self.journal.note("reboots", "%s rebooting for %.0fs", self.uid, length)
+        return self._record(now, "reboot", None, length)
+
+    def _upload(self, api: DeviceApi, now: float) -> float:
+        assert self.token is not None
+        command_id = self.uploads.pop(0)
+        reply = api.screenshot(self.token, tiny_png(), command_id)
+        if reply.status == 201:
+            self.acks.append({"id": command_id, "result": "ok"})
+            self.journal.note("screenshots")
+        elif reply.reachable and reply.status != 429:
+            message = f"upload refused: HTTP {reply.status}"
+            self.acks.append({"id": command_id, "result": "failed", "message": message})
+        else:
+            self.uploads.insert(0, command_id)  # the server is away: try again
+            return self._record(now, "screenshot", reply, self._backoff())
+        return self._record(now, "screenshot", reply, 0.05)
 
     def _rate_limited(self, reply: Reply) -> float:
         self.journal.note("rate_limited")

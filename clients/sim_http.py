@@ -69,12 +69,22 @@ class DeviceApi:
         """POST /api/devices/heartbeat with the device's token."""
         return self._post("/api/devices/heartbeat", telemetry, {"Authorization": f"Bearer {token}"})
 
+    def screenshot(self, token: str, image: bytes, command_id: int | None = None) -> Reply:
+        """POST /api/devices/screenshots: the image's bytes, for the command that asked."""
+        path = "/api/devices/screenshots"
+        if command_id is not None:
+            path += f"?command_id={command_id}"
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "image/png"}
+        return self._send(path, image, headers)
+
     def _post(self, path: str, body: dict[str, Any], headers: dict[str, str]) -> Reply:
+        return self._send(
+            path, json.dumps(body).encode(), {"Content-Type": "application/json", **headers}
+        )
+
+    def _send(self, path: str, data: bytes, headers: dict[str, str]) -> Reply:
         request = urllib.request.Request(
-            self.server + path,
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json", **headers},
-            method="POST",
+            self.server + path, data=data, headers=headers, method="POST"
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:

@@ -21,7 +21,9 @@ from fleet.limit_storage import LimitStorage
 if TYPE_CHECKING:
     from fleet.ratelimits import FloodGuard
 
-DEVICE_PATHS = frozenset({"/api/devices/heartbeat", "/api/devices/register"})
+DEVICE_PATHS = frozenset(
+    {"/api/devices/heartbeat", "/api/devices/register", "/api/devices/screenshots"}
+)
 HEARTBEAT_ENDPOINT = "api.heartbeat"
 EXTENSION_KEY = "pulseboard.device_app"
 

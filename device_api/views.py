@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 from pydantic import TypeAdapter
 
 from api.auth import bearer_token, refuse_credentials
 from api.body import parse_body, read_json_object
-from api.schemas import HeartbeatRequest, HeartbeatResponse, RegisterRequest, RegisterResponse
+from api.schemas import (
+    HeartbeatRequest,
+    HeartbeatResponse,
+    RegisterRequest,
+    RegisterResponse,
+    ScreenshotResponse,
+)
 from api.spec import describe
 from fleet import ratelimits
 from fleet.context import current_request
 from fleet.errors import EnrolmentRefused, Unauthorized
-from fleet.services import enrolment, heartbeats
+from fleet.services import enrolment, heartbeats, screenshots
+from fleet.services.commands import Ack
 from fleet.timeutil import utcnow
 from fleet.tokens import hash_token
 
@@ -67,7 +74,8 @@ def register():
 
 @bp.post("/devices/heartbeat")
 @describe(
-    "Report a heartbeat; the answer carries the interval and any reconnect request",
+    "Report a heartbeat (with results of earlier commands); the answer carries the interval "
+    "and any commands",
     request=HeartbeatRequest,
     response=HeartbeatResponse,
     auth="device",
@@ -80,10 +88,15 @@ def heartbeat():
     ratelimits.refuse_a_flooding_address(request.remote_addr, token_hash)
     ratelimits.check_heartbeat_limits(token_hash)
     body = parse_body(HeartbeatRequest)
-    # A model's fields are its attributes: model_dump() would copy them twice as slowly.
-    telemetry = heartbeats.Telemetry(**vars(body))
+    # Read field by field: model_dump() would copy them all twice as slowly.
+    telemetry = heartbeats.Telemetry(
+        body.battery_level, body.wifi_strength, body.app_version, body.uptime_seconds, body.extra
+    )
+    acks = [Ack(ack.id, ack.result, ack.message) for ack in body.acks] if body.acks else None
     try:
-        result = heartbeats.accept_heartbeat(token_hash, telemetry, utcnow(), request.remote_addr)
+        result = heartbeats.accept_heartbeat(
+            token_hash, telemetry, utcnow(), request.remote_addr, acks
+        )
     except Unauthorized as error:
         refuse_credentials(error.message)
     ratelimits.guard().remember_good(token_hash)
@@ -93,3 +106,30 @@ def heartbeat():
 # The answer, HeartbeatResponse as documented, written straight from the service's
 # result: validating a HeartbeatResponse first would cost as much again as writing it.
 HEARTBEAT_ANSWER = TypeAdapter(heartbeats.HeartbeatResult)
+
+
+@bp.post("/devices/screenshots")
+@describe(
+    "Upload a screenshot (the raw PNG or JPEG bytes as the body), optionally for a command",
+    response=ScreenshotResponse,
+    status=201,
+    auth="device",
+    errors=(400, 401, 404, 413, 422, 429, 503),
+)
+def upload_screenshot():
+    request = current_request()
+    token = bearer_token() or refuse_credentials("missing device token")
+    token_hash = hash_token(token)
+    ratelimits.refuse_a_flooding_address(request.remote_addr, token_hash)
+    # Larger than the JSON bodies' cap: past it Flask answers 413 before reading on.
+    request.max_content_length = current_app.config["SCREENSHOT_MAX_BYTES"]
+    try:
+        stored = screenshots.store_screenshot(
+            token_hash, request.get_data(), request.args.get("command_id"), utcnow()
+        )
+    except Unauthorized as error:
+        refuse_credentials(error.message)
+    response = ScreenshotResponse(
+        id=stored.id, media_type=stored.media_type, size=stored.size, taken_at=stored.taken_at
+    )
+    return jsonify(response.model_dump(mode="json")), 201

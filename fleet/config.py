@@ -142,6 +142,10 @@ def load_config(env: Mapping[str, str], instance_path: str) -> dict[str, Any]:
         "RATELIMIT_ENABLED": env_bool(env, "RATELIMIT_ENABLED", True),
         "RECONNECT_DELAY_SECONDS": env_int(env, "RECONNECT_DELAY_SECONDS", 5),
         "RECONNECT_TTL_SECONDS": env_int(env, "RECONNECT_TTL_SECONDS", 600, minimum=1),
+        "COMMAND_KINDS": env_kinds(env),
+        "COMMAND_TTL_SECONDS": env_int(env, "COMMAND_TTL_SECONDS", 600, minimum=1),
+        "COMMAND_ACK_TTL_SECONDS": env_int(env, "COMMAND_ACK_TTL_SECONDS", 600, minimum=1),
+        "SCREENSHOT_MAX_BYTES": env_int(env, "SCREENSHOT_MAX_BYTES", 2_000_000, minimum=1024),
         "BULK_RECONNECT_SPREAD_SECONDS": env_int(env, "BULK_RECONNECT_SPREAD_SECONDS", 60),
         "BULK_CHUNK_SIZE": env_int(env, "BULK_CHUNK_SIZE", 500, minimum=1),
         "BULK_INLINE_MAX": env_int(env, "BULK_INLINE_MAX", 2000, minimum=0),
@@ -246,6 +250,21 @@ def env_list(env: Mapping[str, str], name: str, default: str) -> tuple[str, ...]
     """A comma-separated variable as a tuple of lower-case, non-empty items."""
     raw = env_str(env, name, default) or ""
     return tuple(item.strip().lower() for item in raw.split(",") if item.strip())
+
+
+COMMAND_KIND_NAMES = ("reconnect", "restart_app", "reboot", "refresh_content", "screenshot")
+
+
+def env_kinds(env: Mapping[str, str]) -> tuple[str, ...]:
+    """COMMAND_KINDS: the command kinds this fleet accepts (all of them by default)."""
+    kinds = env_list(env, "COMMAND_KINDS", ",".join(COMMAND_KIND_NAMES))
+    unknown = sorted(set(kinds) - set(COMMAND_KIND_NAMES))
+    if unknown:
+        raise ConfigError(
+            f"COMMAND_KINDS names unknown kinds {', '.join(unknown)}; "
+            f"choose from {', '.join(COMMAND_KIND_NAMES)}"
+        )
+    return kinds
 
 
 def alert_settings(env: Mapping[str, str]) -> dict[str, Any]:

@@ -5,7 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    false,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fleet.extensions import db
@@ -63,6 +75,10 @@ class Device(db.Model):
     reconnect_delay_seconds: Mapped[int | None] = mapped_column(Integer)
     reconnect_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     reconnect_delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # True while a command (other than reconnect) waits for the next heartbeat:
+    # the common heartbeat's one statement turns such a device away to the
+    # planner, so a device with nothing pending never reads the command table.
+    commands_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # An operator's leave for the uid to enrol again without its current token
     # (a kiosk reset to factory settings), until this time; used once.
     reenrolment_allowed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -190,3 +206,50 @@ class BulkAction(db.Model):
     state: Mapped[str] = mapped_column(String(16), index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class DeviceCommand(db.Model):
+    """A request to a device, carried in one heartbeat reply and acknowledged in a later one.
+
+    pending -> delivered -> ok | failed | unacknowledged (no ack within the TTL);
+    pending -> expired (never collected within the TTL) | replaced (by a newer
+    request of the same kind).
+    """
+
+    __tablename__ = "device_command"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("device.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16))
+    requested_by: Mapped[str] = mapped_column(String(200))
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    result: Mapped[str | None] = mapped_column(String(16))
+    message: Mapped[str | None] = mapped_column(String(500))
+
+    __table_args__ = (
+        Index("ix_device_command_device_state", "device_id", "state"),
+        Index("ix_device_command_state_expires", "state", "expires_at"),
+    )
+
+
+class Screenshot(db.Model):
+    """A device's uploaded screen, kept in the database so every web process serves it."""
+
+    __tablename__ = "screenshot"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("device.id", ondelete="CASCADE"))
+    command_id: Mapped[int | None] = mapped_column(
+        ForeignKey("device_command.id", ondelete="SET NULL")
+    )
+    media_type: Mapped[str] = mapped_column(String(32))
+    size: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_screenshot_device_taken", "device_id", "taken_at"),)

@@ -7,7 +7,7 @@ from flask.cli import AppGroup
 from sqlalchemy.exc import SQLAlchemyError
 
 from fleet.errors import FleetError
-from fleet.services import enrolment
+from fleet.services import commands, enrolment
 from fleet.services.sweep import SweepReport, enforce_timeouts, run_sweep
 from fleet.timeutil import utcnow
 
@@ -39,6 +39,36 @@ def allow_re_enrolment_command(uid: str, minutes: int, actor: str) -> None:
     except FleetError as error:
         raise click.ClickException(error.message) from None
     click.echo(f"{uid} may enrol again with the fleet key until {until:%Y-%m-%d %H:%M} UTC.")
+
+
+@devices_cli.command("command")
+@click.argument("uid")
+@click.argument("kind")
+@click.option(
+    "--param", "params", multiple=True, metavar="KEY=VALUE", help="e.g. delay_seconds=30."
+)
+@click.option("--by", "actor", default="cli", show_default=True, help="Who asks.")
+def command_command(uid: str, kind: str, params: tuple[str, ...], actor: str) -> None:
+    """Ask a device for a command (reconnect, restart_app, reboot, refresh_content, screenshot)."""
+    try:
+        requested = commands.request_command(uid, kind, parse_params(params), actor, utcnow())
+    except FleetError as error:
+        raise click.ClickException(error.message) from None
+    command = requested.command
+    if requested.replaced_id is not None:
+        click.echo(f"It replaces pending command {requested.replaced_id}.")
+    click.echo(f"Command {command.id} ({command.kind}) for {uid} is {command.state}.")
+
+
+def parse_params(pairs: tuple[str, ...]) -> dict[str, int]:
+    """`key=value` pairs as a dict; every parameter a command takes is a whole number."""
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key or not value.strip().lstrip("-").isdigit():
+            raise click.BadParameter(f"{pair!r} is not KEY=WHOLE_NUMBER", param_hint="--param")
+        params[key.strip()] = int(value)
+    return params
 
 
 @devices_cli.command("monitor-status")

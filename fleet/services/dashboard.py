@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from fleet import rules
 from fleet.models import BulkAction, Device
 from fleet.services import bulk, device_state, history, queries, reconnects
+from fleet.services.commands import CommandPanel, command_panel
 from fleet.services.queries import DeviceFilter, DevicePage, FlapSettings
 
 # Changes are stamped with the `now` their transaction read, which may commit a
@@ -135,6 +136,7 @@ class DeviceScreen:
     telemetry: history.Series
     events: history.EventPage
     now: datetime
+    commands: CommandPanel
 
 
 def device_summary(uid: str, now: datetime) -> DeviceSummary:
@@ -166,4 +168,5 @@ def device_screen(uid: str, now: datetime, events_page: int = 1) -> DeviceScreen
         telemetry=history.telemetry_series(device.id, start, now),
         events=history.list_events(history.EventFilter(uid=uid, page=events_page, per_page=20)),
         now=now,
+        commands=command_panel(uid),
     )

@@ -44,6 +44,7 @@ SNAPSHOT_COLUMNS = (
     Device.reconnect_state,
     Device.reconnect_expires_at,
     Device.reconnect_delay_seconds,
+    Device.commands_pending,
     Device.battery_level,
     Device.wifi_strength,
     Device.app_version,

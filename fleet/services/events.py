@@ -34,6 +34,13 @@ class EventKind(StrEnum):
     RECONNECT_DELIVERED = "reconnect_delivered"
     RECONNECT_EXPIRED = "reconnect_expired"
     SETTINGS_CHANGED = "settings_changed"
+    COMMAND_REQUESTED = "command_requested"
+    COMMAND_REPLACED = "command_replaced"
+    COMMAND_DELIVERED = "command_delivered"
+    COMMAND_ACKNOWLEDGED = "command_acknowledged"
+    COMMAND_EXPIRED = "command_expired"
+    COMMAND_UNACKNOWLEDGED = "command_unacknowledged"
+    SCREENSHOT_UPLOADED = "screenshot_uploaded"
 
 
 @dataclass(frozen=True)

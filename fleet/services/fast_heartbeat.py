@@ -102,6 +102,7 @@ _COMMON = (
     Device.token_hash == bindparam("p_token_hash"),
     Device.status == Status.CONNECTED.value,
     or_(Device.reconnect_state.is_(None), Device.reconnect_state != ReconnectState.PENDING.value),
+    Device.commands_pending.is_(False),
     Device.heartbeat_interval_seconds.is_(None),
     Device.grace_period_seconds.is_(None),
     Device.disconnect_after_seconds.is_(None),

@@ -24,6 +24,7 @@ from fleet.errors import Unauthorized
 from fleet.extensions import db
 from fleet.models import Device, TelemetrySample
 from fleet.rules import ReconnectState, Status
+from fleet.services.commands import Ack, apply_acks, check_acks, deliver_pending
 from fleet.services.device_state import (
     SNAPSHOT_COLUMNS,
     compare_and_set,
@@ -54,6 +55,10 @@ class HeartbeatResult:
     heartbeat_interval_seconds: int
     should_reconnect: bool
     reconnect_delay_seconds: int
+    # A tuple of IssuedCommand; declared Any so that pydantic inspects it only
+    # when it is not empty: a typed tuple of dataclasses cost every heartbeat's
+    # answer (bench.instructions).
+    commands: Any = ()
 
 
 @dataclass
@@ -61,6 +66,7 @@ class _HeartbeatPlan:
     values: dict[str, Any]
     events: list[Event] = field(default_factory=list)
     deliver_reconnect: bool = False
+    deliver_commands: bool = False
     sample_telemetry: bool = False
 
 
@@ -71,24 +77,33 @@ def find_device_by_hash(token_hash: str) -> Row | None:
 
 
 def accept_heartbeat(
-    token_hash: str, telemetry: Telemetry, now: datetime, address: str | None = None
+    token_hash: str,
+    telemetry: Telemetry,
+    now: datetime,
+    address: str | None = None,
+    acks: list[Ack] | None = None,
 ) -> HeartbeatResult:
     """A heartbeat from the holder of the token hashed to `token_hash`; Unauthorized for none.
 
-    Tries the one-statement common case first; anything else falls through to
-    the token lookup and `record_heartbeat`.
+    Tries the one-statement common case first (a heartbeat with acks has
+    results to record, so it never is); anything else falls through to the
+    token lookup and `record_heartbeat`.
     """
     defaults = fleet_defaults()
-    if fast_heartbeat(token_hash, vars(telemetry), now, address, defaults):
+    if not acks and fast_heartbeat(token_hash, vars(telemetry), now, address, defaults):
         return HeartbeatResult(Status.CONNECTED, now, defaults.interval, False, 0)
     snapshot = find_device_by_hash(token_hash)
     if snapshot is None:
         raise Unauthorized("unknown or rotated device token")
-    return record_heartbeat(snapshot, telemetry, now, address)
+    return record_heartbeat(snapshot, telemetry, now, address, acks or [])
 
 
 def record_heartbeat(
-    snapshot: Row, telemetry: Telemetry, now: datetime, address: str | None = None
+    snapshot: Row,
+    telemetry: Telemetry,
+    now: datetime,
+    address: str | None = None,
+    acks: list[Ack] | None = None,
 ) -> HeartbeatResult:
     """Accept a heartbeat: the device becomes connected and may collect a pending reconnect.
 
@@ -97,12 +112,16 @@ def record_heartbeat(
     3. In the same transaction write the events and any telemetry sample, then commit.
     """
     seen = snapshot
+    acks = acks or []
+    if acks:
+        # Refused before anything is written: a bad ack changes nothing, not even the heartbeat.
+        check_acks(snapshot.id, acks)
 
     def attempt(number: int) -> HeartbeatResult | None:
         nonlocal seen
         if number:
             seen = _reread(seen)
-        return _try_heartbeat(seen, telemetry, now, address)
+        return _try_heartbeat(seen, telemetry, now, address, acks)
 
     return retry_on_conflict(attempt)
 
@@ -117,10 +136,12 @@ def _reread(snapshot: Row) -> Row:
 
 
 def _try_heartbeat(
-    snapshot: Row, telemetry: Telemetry, now: datetime, address: str | None
+    snapshot: Row, telemetry: Telemetry, now: datetime, address: str | None, acks: list[Ack]
 ) -> HeartbeatResult | None:
     """Plan and write the heartbeat, then commit; None when another writer won the race."""
     plan = _plan_heartbeat(snapshot, telemetry, now, address)
+    if acks:
+        plan.values["changed_at"] = now  # the grid shows the latest command's state
     if not compare_and_set(
         snapshot, plan.values, same_heartbeat=False, same_sample=plan.sample_telemetry
     ):
@@ -128,6 +149,9 @@ def _try_heartbeat(
     record_events(plan.events)
     if plan.sample_telemetry:
         _sample_telemetry(snapshot.id, telemetry, now)
+    if acks:
+        apply_acks(snapshot.id, snapshot.uid, acks, now)
+    commands = deliver_pending(snapshot.id, snapshot.uid, now) if plan.deliver_commands else ()
     db.session.commit()
     return HeartbeatResult(
         status=Status.CONNECTED,
@@ -137,6 +161,7 @@ def _try_heartbeat(
         reconnect_delay_seconds=(snapshot.reconnect_delay_seconds or 0)
         if plan.deliver_reconnect
         else 0,
+        commands=commands,
     )
 
 
@@ -160,6 +185,12 @@ def _plan_heartbeat(
     )
     state_change = _plan_status(plan, snapshot, now)
     state_change |= _plan_reconnect(plan, snapshot, now)
+    if snapshot.commands_pending:
+        # Cleared by the compare-and-set: a request made since bumped the revision,
+        # so this heartbeat retries and cannot clear a flag it never saw set.
+        plan.deliver_commands = True
+        values["commands_pending"] = False
+        state_change = True
     if state_change:
         values["revision"] = snapshot.revision + 1
     if state_change or visible_change:

@@ -28,6 +28,7 @@ from fleet.extensions import db
 from fleet.models import Device, SweepRun, TelemetrySample
 from fleet.rules import ReconnectState, Source, Status
 from fleet.services import locks
+from fleet.services.commands import expire_commands
 from fleet.services.device_state import fleet_defaults, thresholds_of
 from fleet.services.events import Event, EventKind, reconnect_event, record_events, status_event
 from fleet.timeutil import utcnow
@@ -51,6 +52,7 @@ class SweepReport:
     dry_run: bool = False
     changes: list[Change] = field(default_factory=list)
     reconnects_expired: int = 0
+    commands_settled: int = 0
     duration_ms: float = 0.0
     skipped: bool = False
     skip_reason: str | None = None
@@ -68,6 +70,7 @@ class SweepReport:
             "transitions": self.transitions,
             "by_kind": self.counts(),
             "reconnects_expired": self.reconnects_expired,
+            "commands_settled": self.commands_settled,
             "duration_ms": round(self.duration_ms, 1),
             "dry_run": self.dry_run,
             "skipped": self.skipped,
@@ -121,7 +124,8 @@ def enforce_timeouts(
     1. For each move (connected -> disconnected, temporarily offline -> disconnected,
        connected -> temporarily offline), update the due rows in chunks, returning them.
     2. Write one status event (source `system`) per returned row, in the same transaction.
-    3. Expire pending reconnects past their TTL, and prune old telemetry samples.
+    3. Expire pending reconnects and settle commands past their TTL, and prune old
+       telemetry samples.
     With `dry_run`, compute the same report with SELECTs and write nothing.
     `keep_alive` is called after each committed chunk (run_sweep renews its lock there).
     """
@@ -131,6 +135,7 @@ def enforce_timeouts(
         report.changes.extend(_apply_move(from_status, to_status, now, dry_run, keep_alive))
     report.reconnects_expired = _expire_reconnects(now, dry_run)
     if not dry_run:
+        report.commands_settled = expire_commands(now)
         _prune_telemetry(now)
         db.session.commit()
     report.duration_ms = (time.perf_counter() - clock) * 1000

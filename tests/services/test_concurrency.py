@@ -40,6 +40,18 @@ def run_in_context(app, errors, work):
     return threading.Thread(target=runner)
 
 
+def run_together(app, workers, stop: threading.Event, errors: list[BaseException]) -> None:
+    """Run each worker in its own thread and app context; fail on any error it raised."""
+    threads = [run_in_context(app, errors, work) for work in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    stop.set()
+    assert not errors, errors
+    db.session.expire_all()
+
+
 def test_racing_writers_end_consistent_and_deliver_each_reconnect_once(app, make_device):
     tokens = {f"kiosk-{n}": make_device(f"kiosk-{n}").token for n in range(DEVICES)}
     stop = threading.Event()
@@ -76,15 +88,7 @@ def test_racing_writers_end_consistent_and_deliver_each_reconnect_once(app, make
 
     workers = [lambda seed=seed: send_heartbeats(seed) for seed in range(HEARTBEAT_THREADS)]
     workers += [sweep_ahead, request_reconnects]
-    threads = [run_in_context(app, errors, work) for work in workers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    stop.set()
-    assert not errors, errors
-
-    db.session.expire_all()
+    run_together(app, workers, stop, errors)
     for uid in tokens:
         assert deliveries[uid] == REQUESTS_PER_DEVICE, uid
         assert _event_count(uid, "reconnect_delivered") == REQUESTS_PER_DEVICE

@@ -1,7 +1,7 @@
 """device commands and screenshots
 
 Revision ID: d4a9c7e21f58
-Revises: d4f1a7c2e810
+Revises: 42da6e3b79d3
 Create Date: 2026-12-02 02:10:00
 
 """
@@ -10,7 +10,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'd4a9c7e21f58'
-down_revision = 'd4f1a7c2e810'
+down_revision = '42da6e3b79d3'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,10 @@
 """the fleet page's default sort, problems first, read from an index
 
+Last in the chain on purpose: SQLite's batch migrations rebuild `device` and
+drop expression indexes they cannot reflect, so this index comes after them.
+
 Revision ID: d4f1a7c2e810
-Revises: 42da6e3b79d3
+Revises: d4a9c7e21f58
 Create Date: 2026-12-02 02:15:00
 
 """
@@ -10,7 +13,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'd4f1a7c2e810'
-down_revision = '42da6e3b79d3'
+down_revision = 'd4a9c7e21f58'
 branch_labels = None
 depends_on = None
 

@@ -185,12 +185,14 @@ def refuse_a_flooding_address(address: str | None, token_hash: str) -> None:
     refused it, until its window ends. Tokens this process has seen accepted
     pass on as usual, so the devices behind that address keep beating.
     """
-    if not enabled():
+    # One look-up of the app: this runs on every heartbeat.
+    app = current_application()
+    if not app.config["RATELIMIT_ENABLED"]:
         return
-    current = guard()
+    current: FloodGuard = app.extensions[GUARD_KEY]
     seconds = current.seconds_over(address or "unknown")
     if seconds and not current.is_good(token_hash):
-        allowance = _credentials_allowance(current_application().config["BAD_TOKEN_MAX_PER_MINUTE"])
+        allowance = _credentials_allowance(app.config["BAD_TOKEN_MAX_PER_MINUTE"])
         details = {"limit": str(allowance), "retry_after_seconds": seconds}
         raise RateLimited(OVER_CREDENTIALS_MESSAGE, details)
 

@@ -84,6 +84,12 @@ class Device(db.Model):
     reenrolment_allowed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reenrolment_allowed_by: Mapped[str | None] = mapped_column(String(200))
 
+    # Whether the device is expected off now ("off_hours", "maintenance" or None),
+    # kept by the schedule tick so the grid and sweep read a column, not a schedule;
+    # each change is also an `expected_off` event, from which availability is folded.
+    expected_off: Mapped[str | None] = mapped_column(String(16), index=True)
+    expected_off_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
     ping_reachable: Mapped[bool | None] = mapped_column(Boolean)
     ping_latency_ms: Mapped[float | None] = mapped_column(Float)
     ping_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -41,6 +41,14 @@ class EventKind(StrEnum):
     COMMAND_EXPIRED = "command_expired"
     COMMAND_UNACKNOWLEDGED = "command_unacknowledged"
     SCREENSHOT_UPLOADED = "screenshot_uploaded"
+    # The device's expected-off state changed; details {"expected_off": "off_hours" |
+    # "maintenance" | None}. With the status events it fully determines availability.
+    EXPECTED_OFF = "expected_off"
+
+
+class ExpectedOff(StrEnum):
+    OFF_HOURS = "off_hours"
+    MAINTENANCE = "maintenance"
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,29 @@ def status_event(
         actor=actor,
         created_at=now,
         heartbeat_age_seconds=None if age is None else round(age, 3),
+    )
+
+
+def expected_off_event(
+    device_id: int,
+    uid: str,
+    state: str | None,
+    *,
+    reason: str,
+    now: datetime,
+    source: str = Source.SYSTEM,
+    actor: str | None = None,
+) -> Event:
+    """An event for a change of the device's expected-off state (None: expected on again)."""
+    return Event(
+        device_id=device_id,
+        uid=uid,
+        kind=EventKind.EXPECTED_OFF,
+        reason=reason,
+        source=source,
+        actor=actor,
+        created_at=now,
+        details={"expected_off": state},
     )
 
 

@@ -81,6 +81,30 @@ def test_the_default_order_puts_problems_first_then_the_stalest_heartbeat(make_d
     ]
 
 
+def test_flapping_devices_come_after_the_problem_tiers_and_before_the_calm_ones(make_device):
+    flappy = make_device("flappy", now=T0)
+    flap(flappy, 4, T0)  # connected again at T0 + 400 s, after four changes
+    now = T0 + timedelta(seconds=450)
+    make_device("calm", now=now)
+    # Staler than the flapping device, so heartbeat age alone would put it first.
+    make_device("calm-stale", now=now - timedelta(seconds=55))
+    make_device("late", now=now, status="temporarily_offline")
+    make_device("gone", now=now, status="disconnected")
+    order = ["gone", "late", "flappy", "calm-stale", "calm"]
+    assert uids(list_devices(DeviceFilter(), now)) == order
+    # Pages that start or end inside each stretch see the same order.
+    for per_page in (1, 2, 3, 4):
+        pages = -(-len(order) // per_page)
+        seen = [
+            uid
+            for n in range(1, pages + 1)
+            for uid in uids(list_devices(DeviceFilter(page=n, per_page=per_page), now))
+        ]
+        assert seen == order, per_page
+    assert uids(list_devices(DeviceFilter(attention=True), now)) == ["gone", "late", "flappy"]
+    assert uids(list_devices(DeviceFilter(site="nowhere"), now)) == []
+
+
 def test_needs_attention_is_everything_not_connected_flapping_or_pending(make_device):
     flappy = make_device("flappy", now=T0)
     flap(flappy, 4, T0)  # its sweeps would time out devices made before

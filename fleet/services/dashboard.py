@@ -35,6 +35,7 @@ class FleetScreen:
     sites: list[str]
     now: datetime
     cursor: datetime
+    show_ping: bool  # the Ping column, shown only while a ping service reports
 
     @property
     def tag(self) -> str:
@@ -66,6 +67,7 @@ def fleet_screen(view: DeviceFilter, now: datetime) -> FleetScreen:
         sites=queries.site_names(),
         now=now,
         cursor=poll_cursor(now),
+        show_ping=queries.ping_service_reports(now),
     )
 
 

@@ -343,6 +343,18 @@ def devices_with_flaps(device_ids: list[int], now: datetime) -> list[tuple[Devic
     return [(by_id[i], counts.get(i, 0)) for i in device_ids if i in by_id]
 
 
+# The fleet page shows its Ping column only while a ping service reports: some
+# device heard from it within this long. Without one the column would be a
+# dash on every row.
+PING_COLUMN_WINDOW = timedelta(hours=24)
+
+
+def ping_service_reports(now: datetime) -> bool:
+    """Whether any device got a ping result lately (stops at the first row found)."""
+    query = select(Device.id).where(Device.ping_received_at > now - PING_COLUMN_WINDOW).limit(1)
+    return db.session.execute(query).first() is not None
+
+
 def site_names() -> list[str]:
     """Every site with at least one device, for filter menus."""
     return list(

@@ -305,3 +305,15 @@ def test_the_pager_numbers_its_pages_offers_a_jump_and_clamps_a_page_past_the_en
     assert '<strong aria-current="page">2</strong>' in page
     assert 'aria-label="Page 1">1</a>' in page
     assert '<label>Go to page <input type="number" name="page" min="1" max="2"' in page
+
+
+def test_it_hides_the_ping_column_while_no_ping_service_reports(client, login, make_device):
+    login("viewer")
+    make_device("quiet", ping_reachable=True, ping_received_at=utcnow() - timedelta(hours=25))
+    page = html(client.get("/"))
+    assert '<th scope="col">Ping</th>' not in page
+    assert 'class="grid no-ping"' in page
+    make_device("pinged", ping_reachable=False, ping_received_at=utcnow())
+    page = html(client.get("/"))
+    assert '<th scope="col">Ping</th>' in page
+    assert "no-ping" not in page

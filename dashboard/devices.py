@@ -25,7 +25,8 @@ def device(uid: str):
         summary = dashboard.device_summary(uid, utcnow())
         response = render_template("dashboard/_device_summary.html", summary=summary)
     else:
-        screen = dashboard.device_screen(uid, utcnow(), page_number(request.args))
+        span = request.args.get("span", history.DEFAULT_SPAN)
+        screen = dashboard.device_screen(uid, utcnow(), page_number(request.args), span)
         response = render_template("dashboard/device.html", screen=screen)
     return response, 200, {"Vary": "HX-Request"}
 

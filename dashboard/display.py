@@ -11,6 +11,7 @@ from markupsafe import Markup, escape
 from dashboard import bp
 from fleet.rules import ReconnectState, Status, reconnect_state_at
 from fleet.services.device_state import thresholds_of
+from fleet.services.history import TIMELINE_SPANS
 from fleet.services.pings import REACHABLE, ping_diagnosis
 from fleet.services.queries import PER_PAGE_CHOICES, SORTS, flap_settings
 
@@ -30,7 +31,12 @@ SOURCE_WORDS = {
 @bp.app_context_processor
 def listings() -> dict[str, Any]:
     """The lists the templates offer, from their one source: statuses, sorts, page sizes."""
-    return {"STATUSES": tuple(Status), "SORTS": SORTS, "PER_PAGE_CHOICES": PER_PAGE_CHOICES}
+    return {
+        "STATUSES": tuple(Status),
+        "SORTS": SORTS,
+        "PER_PAGE_CHOICES": PER_PAGE_CHOICES,
+        "TIMELINE_SPANS": TIMELINE_SPANS,
+    }
 
 
 @bp.app_template_filter("status_word")
@@ -73,6 +79,25 @@ def duration(seconds: int) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{seconds // size} {unit}"
     return f"{seconds} s"
+
+
+@bp.app_template_filter("elapsed")
+def elapsed(seconds: float) -> str:
+    """A measured span in its two largest units: "35 s", "12 min 5 s", "3 h 20 min"."""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        minutes, rest = divmod(whole, 60)
+        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+    hours, rest = divmod(whole, 3600)
+    return f"{hours} h {rest // 60} min" if rest >= 60 else f"{hours} h"
+
+
+@bp.app_template_filter("clock")
+def clock(moment: datetime | None) -> str:
+    """The UTC time of day, to the second, for times inside the device page's window."""
+    return "" if moment is None else moment.astimezone(UTC).strftime("%H:%M:%S")
 
 
 @bp.app_template_filter("iso")

@@ -142,6 +142,35 @@
     updateTitle();
   });
 
+  // The device page's timeline and charts: a stretch or sample pointed at or
+  // focused shows its label under the chart. Each chart is one tab stop (its
+  // last mark); the arrow keys, Home and End move along it.
+  function showLabel(mark) {
+    var chart = mark.closest("svg[data-readout]");
+    var out = chart && document.getElementById(chart.dataset.readout);
+    if (out) out.textContent = mark.dataset.label;
+  }
+  function onMark(event) {
+    var target = event.target;
+    if (target && target.matches && target.matches("svg[data-readout] [data-label]")) showLabel(target);
+  }
+  document.addEventListener("mouseover", onMark);
+  document.addEventListener("focusin", onMark);
+  var STEPS = { ArrowLeft: -1, ArrowRight: 1, ArrowUp: -1, ArrowDown: 1 };
+  document.addEventListener("keydown", function (event) {
+    var target = event.target;
+    if (!target.matches || !target.matches("svg[data-readout] [data-label]")) return;
+    var marks = Array.prototype.slice.call(target.closest("svg").querySelectorAll("[data-label]"));
+    var index = marks.indexOf(target);
+    var next = event.key === "Home" ? 0 : event.key === "End" ? marks.length - 1
+      : event.key in STEPS ? index + STEPS[event.key] : null;
+    if (next === null) return;
+    event.preventDefault();
+    next = Math.max(0, Math.min(marks.length - 1, next));
+    marks.forEach(function (mark, n) { mark.setAttribute("tabindex", n === next ? "0" : "-1"); });
+    marks[next].focus();
+  });
+
   document.addEventListener("visibilitychange", function () {
     if (document.hidden || !window.htmx) return;
     var poller = document.getElementById("poller");

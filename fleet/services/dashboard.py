@@ -135,6 +135,7 @@ class DeviceScreen:
     defaults: rules.Thresholds
     timeline: list[history.Segment]
     window_start: datetime
+    span: str  # the zoom, a key of history.TIMELINE_SPANS
     telemetry: history.Series
     events: history.EventPage
     now: datetime
@@ -154,11 +155,14 @@ def device_summary(uid: str, now: datetime) -> DeviceSummary:
     )
 
 
-def device_screen(uid: str, now: datetime, events_page: int = 1) -> DeviceScreen:
-    """The device page: its summary, 24-hour timeline, telemetry and one page of its events."""
+def device_screen(
+    uid: str, now: datetime, events_page: int = 1, span: str = history.DEFAULT_SPAN
+) -> DeviceScreen:
+    """The device page: its summary, timeline and telemetry over `span`, one page of its events."""
     summary = device_summary(uid, now)
     device = summary.device
-    start = history.window_start(now)
+    span = span if span in history.TIMELINE_SPANS else history.DEFAULT_SPAN
+    start = history.window_start(now, span)
     return DeviceScreen(
         summary=summary,
         thresholds=device_state.thresholds_of(device),
@@ -167,6 +171,7 @@ def device_screen(uid: str, now: datetime, events_page: int = 1) -> DeviceScreen
             history.status_changes(device.id, start), device.status, start, now, device.created_at
         ),
         window_start=start,
+        span=span,
         telemetry=history.telemetry_series(device.id, start, now),
         events=history.list_events(history.EventFilter(uid=uid, page=events_page, per_page=20)),
         now=now,

@@ -18,6 +18,10 @@ from fleet.models import Device, DeviceEvent, TelemetrySample
 from fleet.services.events import EventKind
 
 TIMELINE_HOURS = 24
+# The device page's zoom: how far back its timeline and charts reach, as the URL names it.
+# At 1 h a device that changed 32 times in 10 minutes fills a sixth of the bar.
+TIMELINE_SPANS = {"1h": 1, "6h": 6, "24h": 24}
+DEFAULT_SPAN = "24h"
 # A status change as (time, from status, to status).
 Change = tuple[datetime, str | None, str | None]
 MAX_EVENTS_PER_PAGE = 200
@@ -146,6 +150,16 @@ def status_changes(device_id: int, since: datetime) -> list[Change]:
 
 
 @dataclass(frozen=True)
+class Mark:
+    """One telemetry sample as a band of a chart; it tells its time and value."""
+
+    at: datetime
+    value: float
+    left: float  # fractions of the window, like a Segment's
+    width: float
+
+
+@dataclass(frozen=True)
 class Series:
     """Telemetry samples as SVG polyline points in a 100 x 100 box (y grows downwards)."""
 
@@ -154,10 +168,12 @@ class Series:
     samples: int
     latest_battery: float | None
     latest_wifi: int | None
+    battery_marks: tuple[Mark, ...] = ()
+    wifi_marks: tuple[Mark, ...] = ()
 
 
 def telemetry_series(device_id: int, start: datetime, end: datetime) -> Series:
-    """Battery (0-100 %) and wifi (-120..0 dBm) since `start`, as polyline points."""
+    """Battery (0-100 %) and wifi (-120..0 dBm) since `start`, as polyline points and marks."""
     rows = db.session.execute(
         select(
             TelemetrySample.recorded_at,
@@ -169,28 +185,46 @@ def telemetry_series(device_id: int, start: datetime, end: datetime) -> Series:
     ).all()
     span = (end - start).total_seconds()
 
-    def points(values: list[tuple[datetime, float | None]], low: float, high: float) -> str:
-        known = [(at, value) for at, value in values if value is not None]
-        if known:
-            # The last reading holds until now: a line, even from a single sample.
-            known.append((end, known[-1][1]))
+    def known(values: list[tuple[datetime, float | None]]) -> list[tuple[datetime, float]]:
+        return [(at, value) for at, value in values if value is not None]
+
+    def points(values: list[tuple[datetime, float]], low: float, high: float) -> str:
+        # The last reading holds until now: a line, even from a single sample.
+        held = [*values, (end, values[-1][1])] if values else []
         return " ".join(
             f"{(at - start).total_seconds() / span * 100:.2f},"
             f"{100 - (min(max(value, low), high) - low) / (high - low) * 100:.2f}"
-            for at, value in known
+            for at, value in held
         )
 
-    battery = [(row.recorded_at, row.battery_level) for row in rows]
-    wifi = [(row.recorded_at, row.wifi_strength) for row in rows]
+    def marks(values: list[tuple[datetime, float]]) -> tuple[Mark, ...]:
+        # Each sample's band reaches to the next one (the last to now), as its line does.
+        ends = [at for at, _ in values[1:]] + [end]
+        if not values:
+            return ()
+        return tuple(
+            Mark(
+                at,
+                value,
+                left=(at - start).total_seconds() / span,
+                width=max(0.0, (until - at).total_seconds() / span),
+            )
+            for (at, value), until in zip(values, ends, strict=True)
+        )
+
+    battery = known([(row.recorded_at, row.battery_level) for row in rows])
+    wifi = known([(row.recorded_at, row.wifi_strength) for row in rows])
     return Series(
         battery=points(battery, 0, 100),
         wifi=points(wifi, -120, 0),
         samples=len(rows),
-        latest_battery=next((v for _, v in reversed(battery) if v is not None), None),
-        latest_wifi=next((v for _, v in reversed(wifi) if v is not None), None),
+        latest_battery=battery[-1][1] if battery else None,
+        latest_wifi=int(wifi[-1][1]) if wifi else None,
+        battery_marks=marks(battery),
+        wifi_marks=marks(wifi),
     )
 
 
-def window_start(now: datetime) -> datetime:
-    """The start of the device page's 24-hour window."""
-    return now - timedelta(hours=TIMELINE_HOURS)
+def window_start(now: datetime, span: str = DEFAULT_SPAN) -> datetime:
+    """The start of the device page's window: 1, 6 or 24 hours back."""
+    return now - timedelta(hours=TIMELINE_SPANS.get(span, TIMELINE_HOURS))

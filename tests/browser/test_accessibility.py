@@ -13,6 +13,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from fleet.timeutil import utcnow
+from tests.browser.test_device_timeline import flapping_device
 from tests.browser.test_fleet_page import log_in
 
 AXE = (Path(__file__).parent / "vendor" / "axe.min.js").read_text()
@@ -45,11 +46,17 @@ def test_the_fleet_device_and_events_pages_have_no_serious_violation(
     make_device(
         "charlie", now=utcnow() - timedelta(hours=1), status="disconnected", status_reason="quiet"
     )
+    flapping_device(make_device)  # a timeline of many stretches, and charts with samples
     page.set_viewport_size({"width": width, "height": 900})
     log_in(page, live_server, "admin")
     found = {}
-    for path in ("/", "/devices/charlie", "/events"):
+    for path in ("/", "/devices/charlie", "/devices/flappy?span=1h", "/events"):
         page.goto(live_server + path)
         expect(page.locator("main")).to_be_visible()
         found[path] = serious_violations(page)
-    assert found == {"/": [], "/devices/charlie": [], "/events": []}
+    assert found == {
+        "/": [],
+        "/devices/charlie": [],
+        "/devices/flappy?span=1h": [],
+        "/events": [],
+    }

@@ -124,3 +124,16 @@ def test_it_keeps_thresholds_for_admins(client, login, make_device):
     form = {"csrf_token": token, "heartbeat_interval_seconds": "60"}
     assert client.post("/devices/alpha/thresholds", data=form).status_code == 403
     assert device_row("alpha").heartbeat_interval_seconds is None
+
+
+def test_it_zooms_the_timeline_to_the_span_in_the_url(client, login, make_device):
+    login("viewer")
+    make_device("alpha", now=T0)
+    assert "<h2>Last hour</h2>" in client.get("/devices/alpha?span=1h").get_data(as_text=True)
+    assert "<h2>Last 6 hours</h2>" in client.get("/devices/alpha?span=6h").get_data(as_text=True)
+    for span in ("", "2h", "%C3%A9", "24h"):
+        page = client.get(f"/devices/alpha?span={span}").get_data(as_text=True)
+        assert "<h2>Last 24 hours</h2>" in page
+    # Two hours old: at 1 h the whole bar is its status, at 24 h most is "not enrolled".
+    hour = client.get("/devices/alpha?span=1h").get_data(as_text=True)
+    assert set(re.findall(r'class="seg seg-(\w+)"', hour)) == {"connected"}

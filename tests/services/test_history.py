@@ -46,3 +46,18 @@ def test_it_holds_the_last_telemetry_reading_until_now(make_device):
     assert series.samples == 1
     assert series.battery.endswith("50.00,50.00 100.00,50.00")
     assert series.latest_wifi == -60
+
+
+def test_each_telemetry_sample_is_a_mark_reaching_to_the_next(make_device):
+    device = make_device("alpha", now=START)
+    for hours, battery in ((6, 80), (18, 40)):
+        telemetry = heartbeats.Telemetry(battery_level=battery)
+        heartbeats.record_heartbeat(
+            snapshot_of(device.token), telemetry, START + timedelta(hours=hours)
+        )
+    series = telemetry_series(device.id, START, END)
+    assert [(m.value, m.left, m.width) for m in series.battery_marks] == [
+        (80, 0.25, 0.5),
+        (40, 0.75, 0.25),
+    ]
+    assert series.wifi_marks == ()

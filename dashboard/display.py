@@ -94,6 +94,21 @@ def elapsed(seconds: float) -> str:
     return f"{hours} h {rest // 60} min" if rest >= 60 else f"{hours} h"
 
 
+@bp.app_template_filter("age_note")
+def age_note(event: Any) -> str:
+    """What an event's heartbeat age means, in words; empty where its reason says it already.
+
+    A heartbeat that reconnects a device comes "after 35 s of silence" (not a
+    "heartbeat 35 s old"); the sweep's reasons name the silence themselves.
+    """
+    age = event.heartbeat_age_seconds
+    if age is None or event.source == "system":
+        return ""
+    if event.to_status == Status.CONNECTED:
+        return f"after {elapsed(age)} of silence"
+    return f"last heartbeat {elapsed(age)} before"
+
+
 @bp.app_template_filter("clock")
 def clock(moment: datetime | None) -> str:
     """The UTC time of day, to the second, for times inside the device page's window."""

@@ -19,9 +19,11 @@ from typing import Any
 
 import structlog
 from flask import current_app
-from sqlalchemy import String, and_, delete, func, literal, select, update
+from sqlalchemy import Integer, String, and_, delete, func, literal, select, update
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
 
 from fleet import rules
 from fleet.extensions import db
@@ -29,9 +31,8 @@ from fleet.models import Device, SweepRun, TelemetrySample
 from fleet.rules import ReconnectState, Source, Status
 from fleet.services import locks
 from fleet.services.commands import expire_commands
-from fleet.services.device_state import fleet_defaults, thresholds_of
 from fleet.services.events import Event, EventKind, reconnect_event, record_events, status_event
-from fleet.timeutil import utcnow
+from fleet.timeutil import UTCDateTime, utcnow
 
 log = structlog.get_logger("pulseboard.sweep")
 
@@ -98,22 +99,45 @@ def _due(from_status: Status, to_status: Status, now: datetime) -> ColumnElement
     )
 
 
-def _stored_reason(to_status: Status) -> ColumnElement[str]:
-    """The device's status reason, built in SQL because thresholds differ per device."""
-    defaults = fleet_defaults()
+class _SecondsBetween(FunctionElement):
+    """Whole seconds from one timestamp column or value to another, in SQL."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(_SecondsBetween)
+def _seconds_between_sqlite(element: _SecondsBetween, compiler: Any, **kw: Any) -> str:
+    start, end = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"CAST(ROUND((julianday({end}) - julianday({start})) * 86400) AS INTEGER)"
+
+
+@compiles(_SecondsBetween, "postgresql")
+def _seconds_between_postgresql(element: _SecondsBetween, compiler: Any, **kw: Any) -> str:
+    start, end = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"CAST(ROUND(EXTRACT(EPOCH FROM ({end} - {start}))) AS INTEGER)"
+
+
+def _stored_reason(to_status: Status, now: datetime) -> ColumnElement[str]:
+    """Why the device moved, naming its silence and the threshold it passed.
+
+    The threshold is read from the deadline the device was stored with, not
+    from today's settings: it is the one that applied when the device went
+    over, even if the fleet's defaults changed since (a restart with other
+    settings). Built in SQL because it differs per device; the event written
+    for the move takes the same text from the UPDATE's RETURNING.
+    """
+    heard = Device.last_heartbeat_at
+    silence = _SecondsBetween(heard, literal(now, UTCDateTime())).cast(String)
     if to_status is Status.DISCONNECTED:
-        seconds = func.coalesce(Device.disconnect_after_seconds, defaults.disconnect_after)
-        return (
-            literal("no heartbeat for over ")
-            + seconds.cast(String)
-            + literal("s (disconnect after)")
+        limit = _SecondsBetween(heard, Device.disconnect_due_at).cast(String)
+        reason = "no heartbeat for " + silence + " s (disconnect after " + limit + " s)"
+    else:
+        limit = _SecondsBetween(heard, Device.offline_due_at).cast(String)
+        reason = (
+            "no heartbeat for " + silence + " s (offline after " + limit + " s: interval + grace)"
         )
-    seconds = func.coalesce(Device.heartbeat_interval_seconds, defaults.interval) + func.coalesce(
-        Device.grace_period_seconds, defaults.grace
-    )
-    return (
-        literal("no heartbeat for over ") + seconds.cast(String) + literal("s (interval + grace)")
-    )
+    return func.coalesce(reason, literal(rules.NEVER_HEARD))
 
 
 def enforce_timeouts(
@@ -142,14 +166,7 @@ def enforce_timeouts(
     return report
 
 
-CHANGE_COLUMNS = (
-    Device.id,
-    Device.uid,
-    Device.last_heartbeat_at,
-    Device.heartbeat_interval_seconds,
-    Device.grace_period_seconds,
-    Device.disconnect_after_seconds,
-)
+CHANGE_COLUMNS = (Device.id, Device.uid, Device.last_heartbeat_at)
 
 
 def _apply_move(
@@ -229,7 +246,7 @@ def _move(
         .where(scope, _due(from_status, to_status, now))
         .values(
             status=to_status,
-            status_reason=_stored_reason(to_status),
+            status_reason=_stored_reason(to_status, now),
             status_source=Source.SYSTEM,
             status_changed_at=now,
             # Stamped at the chunk's own time, not the sweep's start: the dashboard's
@@ -238,7 +255,7 @@ def _move(
             changed_at=utcnow(),
             revision=Device.revision + 1,
         )
-        .returning(*CHANGE_COLUMNS)
+        .returning(*CHANGE_COLUMNS, Device.status_reason)
         .execution_options(synchronize_session=False)
     ).all()
     record_events([_event(row, from_status, to_status, now) for row in rows])
@@ -251,14 +268,13 @@ def _change(row: Any, from_status: Status, to_status: Status, now: datetime) -> 
 
 
 def _event(row: Any, from_status: Status, to_status: Status, now: datetime) -> Event:
-    thresholds = thresholds_of(row)
     age = rules.heartbeat_age(now, row.last_heartbeat_at)
     return status_event(
         row.id,
         row.uid,
         from_status,
         to_status,
-        reason=rules.timeout_reason(to_status, age, thresholds),
+        reason=row.status_reason,
         source=Source.SYSTEM,
         now=now,
         age=age,

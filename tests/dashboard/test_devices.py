@@ -24,7 +24,7 @@ def test_it_shows_the_device_with_its_timeline_telemetry_and_events(client, logi
         "temporarily_offline",
     }
     assert '<polyline class="line-battery" points="' in page
-    assert "no heartbeat for 100s" in page
+    assert "no heartbeat for 100 s" in page
     assert "Thresholds" in page and 'name="grace_period_seconds"' not in page
 
 

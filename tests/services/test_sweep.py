@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy import func, select
 
 from fleet.extensions import db
-from fleet.models import DeviceEvent, TelemetrySample
+from fleet.models import Device, DeviceEvent, TelemetrySample
 from fleet.services import enrolment, heartbeats, locks, reconnects, sweep
 from fleet.services.events import COPY_AT_LEAST
 from fleet.services.sweep import enforce_timeouts
@@ -51,7 +51,7 @@ def test_its_events_name_the_threshold_and_age(make_device):
     make_device("kiosk-1", now=T0)
     enforce_timeouts(at(90))
     event = db.session.execute(select(DeviceEvent).where(DeviceEvent.kind == "status")).scalar_one()
-    assert event.reason == "no heartbeat for 90s (interval 30s + grace 30s)"
+    assert event.reason == "no heartbeat for 90 s (offline after 60 s: interval + grace)"
     assert event.heartbeat_age_seconds == 90
 
 
@@ -68,7 +68,31 @@ def test_it_honours_per_device_thresholds(make_device):
     make_device("normal", now=T0)
     report = enforce_timeouts(at(21))
     assert [(c.uid, c.to_status) for c in report.changes] == [("quick", "disconnected")]
-    assert device_row("quick").status_reason == "no heartbeat for over 20s (disconnect after)"
+    reason = "no heartbeat for 21 s (disconnect after 20 s)"
+    assert device_row("quick").status_reason == reason
+    assert last_reason("quick") == reason
+
+
+def last_reason(uid: str) -> str:
+    return db.session.execute(
+        select(DeviceEvent.reason)
+        .join(Device, Device.id == DeviceEvent.device_id)
+        .where(Device.uid == uid)
+        .order_by(DeviceEvent.id.desc())
+        .limit(1)
+    ).scalar_one()
+
+
+def test_a_timeout_reason_quotes_the_thresholds_that_applied_not_todays(make_device):
+    # Deadlines stored under other settings (say, before a restart with new defaults):
+    # the fleet's defaults are now 30 + 30 s and 300 s.
+    make_device("old", now=T0, offline_due_at=at(20), disconnect_due_at=at(90))
+    enforce_timeouts(at(25))
+    offline = "no heartbeat for 25 s (offline after 20 s: interval + grace)"
+    assert (device_row("old").status_reason, last_reason("old")) == (offline, offline)
+    enforce_timeouts(at(95))
+    gone = "no heartbeat for 95 s (disconnect after 90 s)"
+    assert (device_row("old").status_reason, last_reason("old")) == (gone, gone)
 
 
 def test_a_dry_run_reports_the_same_and_writes_nothing(make_device):
@@ -141,7 +165,7 @@ def test_a_large_sweep_writes_every_event_in_full(make_device):
             "connected",
             "temporarily_offline",
             "system",
-            "no heartbeat for 90s (interval 30s + grace 30s)",
+            "no heartbeat for 90 s (offline after 60 s: interval + grace)",
             90,
         )
     }

@@ -73,9 +73,19 @@ def _require_login() -> Any:
     if request.endpoint in PUBLIC_ENDPOINTS or current_user.is_authenticated:
         return None
     if request.headers.get("HX-Request"):
-        # An htmx poll cannot follow a redirect to a page; ask it to reload instead.
-        return "", 401, {"HX-Redirect": url_for("dashboard.login")}
+        # An htmx poll cannot follow a redirect to a page; ask it to reload instead,
+        # coming back afterwards to the page it polled for, not to the poll's URL.
+        back = _page_of(request.headers.get("HX-Current-URL"))
+        return "", 401, {"HX-Redirect": url_for("dashboard.login", next=back)}
     return redirect(url_for("dashboard.login", next=request.full_path.rstrip("?")))
+
+
+def _page_of(current_url: str | None) -> str | None:
+    """The path and query of the page htmx says it is on, when that page is on this site."""
+    parts = urlsplit(current_url or "")
+    if not parts.path.startswith("/") or parts.netloc != request.host:
+        return None
+    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 def requires_role(role: str) -> Callable[[View], View]:

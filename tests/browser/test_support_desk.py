@@ -6,9 +6,13 @@ import re
 from datetime import timedelta
 
 from playwright.sync_api import Page, expect
+from sqlalchemy import select
 
+from fleet.extensions import db
+from fleet.models import User
+from fleet.services import users
 from fleet.timeutil import utcnow
-from tests.browser.test_fleet_page import LIVE, heartbeat, log_in, row
+from tests.browser.test_fleet_page import LIVE, PASSWORD, heartbeat, log_in, row
 
 
 def mixed_fleet(make_device):
@@ -120,3 +124,17 @@ def test_bulk_reconnect_is_offered_on_a_filtered_view_and_confirmed_on_the_page(
     page.get_by_text("Reconnect all 1 matching…").click()
     page.get_by_role("button", name="Yes, reconnect 1").click()
     expect(page.locator(".counter-reconnect_pending .count")).to_have_text("1", timeout=LIVE)
+
+
+def test_a_poll_after_the_session_ended_returns_to_the_filtered_view_after_logging_in(
+    page: Page, live_server, make_device
+):
+    make_device("gone", status="disconnected", status_reason="quiet")
+    log_in(page, live_server, "viewer", "/?status=disconnected&sort=uid")
+    user_id = db.session.execute(select(User.id)).scalar_one()
+    users.end_sessions(user_id)  # as a logout elsewhere, or a password change, would
+    expect(page).to_have_url(re.compile(r"/login\?next="), timeout=LIVE)
+    page.get_by_label("Email").fill("viewer@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(re.compile(r"/\?status=disconnected&sort=uid$"))

@@ -22,6 +22,29 @@ def test_it_asks_an_htmx_poll_without_a_session_to_go_to_the_login_page(client):
     assert response.headers["HX-Redirect"] == "/login"
 
 
+def test_an_expired_sessions_poll_comes_back_to_the_filtered_page_after_login(client, make_user):
+    email = make_user("viewer")
+    page = "http://localhost/?status=disconnected&site=Berlin+HQ"
+    headers = {"HX-Request": "true", "HX-Current-URL": page}
+    response = client.get(PAGES[1], headers=headers)
+    assert response.status_code == 401
+    login_page = response.headers["HX-Redirect"]
+    assert login_page == "/login?next=/?status%3Ddisconnected%26site%3DBerlin%2BHQ"
+    assert 'value="/?status=disconnected&amp;site=Berlin+HQ"' in client.get(login_page).text
+    token = csrf_token(client)
+    form = {"email": email, "password": PASSWORD, "csrf_token": token}
+    form["next"] = "/?status=disconnected&site=Berlin+HQ"
+    assert client.post("/login", data=form).headers["Location"] == form["next"]
+
+
+@pytest.mark.parametrize(
+    "current", ["https://evil.example/?status=disconnected", "//evil.example/", "javascript:x", ""]
+)
+def test_a_poll_from_a_page_elsewhere_goes_to_the_plain_login_page(client, current):
+    response = client.get(PAGES[1], headers={"HX-Request": "true", "HX-Current-URL": current})
+    assert response.headers["HX-Redirect"] == "/login"
+
+
 def test_it_logs_in_stamps_the_login_and_logs_out(client, make_user, app):
     email = make_user("viewer")
     response = log_in(client, email)

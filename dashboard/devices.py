@@ -39,9 +39,19 @@ def thresholds(uid: str):
             **{name: _seconds(request.form.get(name)) for name in overrides.FIELDS}
         )
         overrides.set_overrides(uid, values, current_user.email, utcnow())
-        flash("Thresholds saved.", "ok")
     except InvalidInput as error:
-        flash(error.message, "error")
+        # The page again, not a redirect: the error sits in the form's card and
+        # the values stay as typed, so the admin corrects one instead of all.
+        typed = {name: request.form.get(name, "")[:_MAX_DIGITS] for name in overrides.FIELDS}
+        screen = dashboard.device_screen(uid, utcnow())
+        page = render_template(
+            "dashboard/device.html",
+            screen=screen,
+            thresholds_typed=typed,
+            thresholds_error=error.message,
+        )
+        return page, 422
+    flash("Thresholds saved.", "ok")
     return redirect(url_for("dashboard.device", uid=uid) + "#thresholds")
 
 

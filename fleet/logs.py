@@ -131,6 +131,12 @@ def configure_logging(log_format: str, level: str) -> None:
     root.setLevel(level.upper())
     # Alembic announces each of its plugins at INFO on every migration command.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    # The development server (`flask run`, `make run`) writes its own line per request
+    # at INFO, beside the app's access line (init_request_logging): two lines per
+    # heartbeat, 17 MB in half an hour of the demo. The app's line is the one kept:
+    # it has the request id and sends a heartbeat that went well to DEBUG. The
+    # server's warnings and errors still show.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 
 def request_id_from(header: str | None) -> str:

@@ -88,9 +88,14 @@ def test_it_refuses_thresholds_where_disconnect_is_not_after_interval_plus_grace
     make_device("alpha", now=T0)
     form = {"csrf_token": token, "heartbeat_interval_seconds": "200", "grace_period_seconds": "100"}
     response = client.post("/devices/alpha/thresholds", data=form, follow_redirects=True)
-    assert "disconnect-after must be greater than interval + grace" in response.get_data(
-        as_text=True
-    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    # The message sits in the thresholds card, with the values as they were typed.
+    card = page[page.index('<section class="card" id="thresholds">') :]
+    assert "disconnect-after must be greater than interval + grace" in card[: card.index("<form")]
+    assert 'name="heartbeat_interval_seconds" value="200"' in card
+    assert 'name="grace_period_seconds" value="100"' in card
+    assert 'action="/devices/alpha/thresholds#thresholds"' in card
     assert device_row("alpha").heartbeat_interval_seconds is None
     assert "settings_changed" not in event_kinds("alpha")
 

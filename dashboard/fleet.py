@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl, urlsplit
+
 from flask import abort, current_app, render_template, request
 from flask_login import current_user
 
@@ -19,6 +21,12 @@ POLL_KEYS = ("since", "shown", "seen")
 def _view_args() -> dict[str, str]:
     """The filter, sort and page of this request, to carry into the poll's URL."""
     return {key: value for key, value in request.args.items() if key not in POLL_KEYS and value}
+
+
+def _page_view_args() -> dict[str, str]:
+    """The filters of the page an htmx action came from (its HX-Current-URL)."""
+    query = urlsplit(request.headers.get("HX-Current-URL", "")).query
+    return {key: value for key, value in parse_qsl(query) if key not in POLL_KEYS and value}
 
 
 @bp.get("/")
@@ -51,8 +59,17 @@ def poll():
 @requires_role("operator")
 def reconnect(uid: str):
     now = utcnow()
-    device, flaps = dashboard.reconnect_device(uid, current_user.email, now)
-    html = render_template("dashboard/_device_row.html", device=device, flaps=flaps, now=now)
+    done = dashboard.reconnect_device(uid, current_user.email, now)
+    # The counters come along (out of band), so "Reconnect pending" does not lag the click
+    # until the next poll; they are marked for the filters of the page that clicked.
+    html = render_template(
+        "dashboard/_reconnected.html",
+        device=done.device,
+        flaps=done.flaps,
+        counts=done.counts,
+        view_args=_page_view_args(),
+        now=now,
+    )
     # The device page listens for this to redraw its summary.
     return html, 200, {"HX-Trigger": "device-changed"}
 

@@ -102,10 +102,19 @@ def poll_fleet(
     )
 
 
-def reconnect_device(uid: str, actor: str, now: datetime) -> tuple[Device, int]:
-    """Ask one device to reconnect; returns it with its flap count, for redrawing its row."""
+@dataclass(frozen=True)
+class Reconnected:
+    """What the page redraws after a reconnect click: the row and the counters beside it."""
+
+    device: Device
+    flaps: int
+    counts: dict[str, int]
+
+
+def reconnect_device(uid: str, actor: str, now: datetime) -> Reconnected:
+    """Ask one device to reconnect; returns it with its flap count and the fleet's counters."""
     device = reconnects.request_reconnect(uid, actor, now)
-    return device, queries.flap_count(device.id, now)
+    return Reconnected(device, queries.flap_count(device.id, now), queries.fleet_counts(now))
 
 
 def reconnect_matching(view: DeviceFilter, actor: str, now: datetime) -> BulkAction:

@@ -138,3 +138,17 @@ def test_a_poll_after_the_session_ended_returns_to_the_filtered_view_after_loggi
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     expect(page).to_have_url(re.compile(r"/\?status=disconnected&sort=uid$"))
+
+
+def test_the_counters_follow_a_reconnect_click_at_once_not_at_the_next_poll(
+    page: Page, live_server, make_device
+):
+    kiosk = make_device("kiosk-1")
+    log_in(page, live_server, "operator", "/?site=")
+    pending = page.locator('[data-count="reconnect_pending"] .count')
+    expect(pending).to_have_text("0")
+    # No more polls: only the click's own answer can move the counter now.
+    page.evaluate("document.getElementById('poller').remove()")
+    row(page, kiosk).get_by_role("button", name="Reconnect").click()
+    expect(pending).to_have_text("1", timeout=2000)
+    expect(page).to_have_title(re.compile(r"^1 need attention · Fleet"))

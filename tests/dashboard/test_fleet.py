@@ -97,6 +97,22 @@ def test_it_asks_a_device_to_reconnect_and_shows_it_pending(client, login, make_
     assert device.reconnect_requested_by == "operator@example.com"
 
 
+def test_a_reconnect_answer_brings_the_counters_for_the_page_that_clicked(
+    client, login, make_device
+):
+    token = login("operator")
+    make_device("alpha", site="Paris")
+    headers = {"X-CSRFToken": token, "HX-Current-URL": "http://localhost/?site=Paris&since=x"}
+    answer = html(client.post("/devices/alpha/reconnect", headers=headers))
+    assert answer.lstrip().startswith('<tr id="device-')
+    counters = answer[answer.index("<template>") :]
+    assert 'id="counters"' in counters and 'hx-swap-oob="true"' in counters
+    pending = re.search(r'data-count="reconnect_pending">\s*<span class="count">(\d+)', counters)
+    assert pending.group(1) == "1"
+    # The counter links keep nothing of the poll's own keys.
+    assert "since=" not in counters
+
+
 def test_it_reconnects_the_filtered_selection_in_bulk(client, login, make_device):
     token = login("operator")
     three_tiers(make_device)

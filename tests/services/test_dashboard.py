@@ -63,10 +63,11 @@ def test_reconnecting_every_matching_device_spreads_their_delays(make_device):
     assert device_row("elsewhere").reconnect_state is None
 
 
-def test_reconnecting_one_device_returns_it_with_its_flap_count(make_device):
+def test_reconnecting_one_device_returns_it_with_its_flap_count_and_the_counters(make_device):
     make_device("kiosk-1", now=T0)
-    device, flaps = dashboard.reconnect_device("kiosk-1", "ops", at(1))
-    assert (device.reconnect_state, flaps) == ("pending", 0)
+    done = dashboard.reconnect_device("kiosk-1", "ops", at(1))
+    assert (done.device.reconnect_state, done.flaps) == ("pending", 0)
+    assert done.counts["reconnect_pending"] == 1
 
 
 def test_the_device_screen_has_its_thresholds_timeline_and_events(make_device):

@@ -171,6 +171,18 @@
     marks[next].focus();
   });
 
+  // On a phone the fleet page's filters fold behind a button (the CSS shows it
+  // only on narrow screens); the script unhides it, so without it they stay open.
+  document.addEventListener("DOMContentLoaded", function () {
+    var toggle = document.querySelector(".filters-toggle");
+    if (!toggle) return;
+    toggle.hidden = false;
+    toggle.addEventListener("click", function () {
+      var open = toggle.getAttribute("aria-expanded") === "true";
+      toggle.setAttribute("aria-expanded", open ? "false" : "true");
+    });
+  });
+
   document.addEventListener("visibilitychange", function () {
     if (document.hidden || !window.htmx) return;
     var poller = document.getElementById("poller");

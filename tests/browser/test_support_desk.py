@@ -152,3 +152,20 @@ def test_the_counters_follow_a_reconnect_click_at_once_not_at_the_next_poll(
     row(page, kiosk).get_by_role("button", name="Reconnect").click()
     expect(pending).to_have_text("1", timeout=2000)
     expect(page).to_have_title(re.compile(r"^1 need attention · Fleet"))
+
+
+def test_on_a_phone_the_filters_fold_behind_a_button_that_says_how_many_are_set(
+    page: Page, live_server, make_device
+):
+    make_device("kiosk-1", site="Berlin")
+    page.set_viewport_size({"width": 390, "height": 844})
+    log_in(page, live_server, "viewer", "/?site=Berlin&status=connected")
+    toggle = page.get_by_role("button", name="Filters and sort (2 set)")
+    expect(toggle).to_have_attribute("aria-expanded", "false")
+    expect(page.get_by_label("Search")).to_be_hidden()
+    expect(page.locator("#grid tbody tr").first).to_be_in_viewport()
+    toggle.click()
+    expect(page.get_by_label("Search")).to_be_visible()
+    page.set_viewport_size({"width": 1400, "height": 900})
+    expect(toggle).to_be_hidden()
+    expect(page.get_by_label("Search")).to_be_visible()

@@ -93,7 +93,8 @@ class Device(db.Model):
     ping_reachable: Mapped[bool | None] = mapped_column(Boolean)
     ping_latency_ms: Mapped[float | None] = mapped_column(Float)
     ping_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    ping_received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Indexed: the fleet page asks whether any ping result came lately (its Ping column).
+    ping_received_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

@@ -188,7 +188,7 @@ def list_devices(view: DeviceFilter, now: datetime) -> DevicePage:
     per_page = max(1, min(view.per_page, MAX_PER_PAGE))
     page = max(1, view.page)
     query, flaps = _filtered_ids(view, now, flap)
-    total = db.session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    total = _count(query)
     # A page past the end (an old link, ?page=999) shows the last page, not "Page 999 of 6".
     page = min(page, max(1, -(-total // per_page)))
     # Sort narrow rows (ids only), then load the page's devices: sorting whole
@@ -219,10 +219,11 @@ def _severity_page(
     flapping = Device.id.in_(flapping_ids(now, flap))
     problems = query.where(SEVERITY < 2)
     connected = query.where(SEVERITY == 2)
-    ids: list[int] = []
-    before = db.session.execute(select(func.count()).select_from(problems.subquery())).scalar_one()
-    if offset < before:
-        ids += db.session.execute(problems.order_by(*sort).offset(offset).limit(limit)).scalars()
+    ids = list(db.session.execute(problems.order_by(*sort).offset(offset).limit(limit)).scalars())
+    if len(ids) == limit:  # the usual first page of a fleet with problems: one index scan
+        return ids
+    # Where the problem tiers end: known from this read, unless it started past their end.
+    before = offset + len(ids) if ids or not offset else _count(problems)
     offset = max(0, offset - before)
     flappers = list(
         db.session.execute(
@@ -235,6 +236,10 @@ def _severity_page(
         rest = connected.where(~flapping).order_by(*sort).offset(offset).limit(limit - len(ids))
         ids += db.session.execute(rest).scalars()
     return ids
+
+
+def _count(query: Select) -> int:
+    return db.session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
 
 
 def matching_device_ids(
@@ -274,7 +279,7 @@ def matching_devices_after(
 def count_matching(view: DeviceFilter, now: datetime) -> int:
     """How many devices match the view's filters (all pages)."""
     query, _ = _filtered_ids(view, now, flap_settings())
-    return db.session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    return _count(query)
 
 
 def devices_by_status() -> dict[str, int]:

@@ -117,14 +117,11 @@ def _conditions(view: DeviceFilter, flaps: Any, flap: FlapSettings, now: datetim
     if view.site:
         conditions.append(Device.site == view.site)
     if view.q:
-        # A search for "50%" means the text, not a wildcard.
-        literal = view.q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        pattern = f"%{literal}%"
         conditions.append(
             or_(
-                func.lower(Device.uid).like(pattern, escape="\\"),
-                func.lower(Device.name).like(pattern, escape="\\"),
-                func.lower(Device.site).like(pattern, escape="\\"),
+                contains(Device.uid, view.q),
+                contains(Device.name, view.q),
+                contains(Device.site, view.q),
             )
         )
     if view.flapping is not None:
@@ -135,6 +132,13 @@ def _conditions(view: DeviceFilter, flaps: Any, flap: FlapSettings, now: datetim
     if view.attention:
         conditions.append(needs_attention(now, flap))
     return conditions
+
+
+def contains(column: Any, text: str) -> ColumnElement[bool]:
+    """`column` holds `text`, in any case: the search of the fleet and of the Events page."""
+    # A search for "50%" means the text, not a wildcard.
+    literal = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return func.lower(column).like(f"%{literal}%", escape="\\")
 
 
 def flapping_ids(now: datetime, flap: FlapSettings) -> Select:

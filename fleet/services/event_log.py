@@ -152,18 +152,22 @@ def events_screen(view: LogFilter) -> EventsScreen:
     floor = _reason_floor(view)
     total = _count(view, floor)
     capped = total > COUNT_CAP
-    pages = max(1, -(-total // PER_PAGE))
-    # Past the last page is the last page; past the counted ones, the reader may go on.
-    page = view.page if capped else min(view.page, pages)
-    query = _listing(view, floor).limit(PER_PAGE + 1).offset((page - 1) * PER_PAGE)
-    rows = db.session.execute(query).all()
+    # Offsets cost their length, so paging stops at the counted entries; older
+    # ones are a time filter away ("To"), which the indexes serve at any depth.
+    pages = max(1, -(-min(total, COUNT_CAP) // PER_PAGE))
+    page = min(view.page, pages)
+    offset = (page - 1) * PER_PAGE
+    # Nothing counted, nothing to read: a search that matches nothing scans only once.
+    rows = (
+        db.session.execute(_listing(view, floor, None, PER_PAGE + 1, offset)).all() if total else []
+    )
     return EventsScreen(
         entries=[_entry(row) for row in rows[:PER_PAGE]],
         page=page,
         pages=pages,
         total=total,
         capped=capped,
-        has_next=len(rows) > PER_PAGE,
+        has_next=len(rows) > PER_PAGE and page < pages,
         cursor=cursor,
         view=dataclasses.replace(view, page=page),
         reason_scope=REASON_SCAN_EVENTS,
@@ -172,8 +176,7 @@ def events_screen(view: LogFilter) -> EventsScreen:
 
 def new_entries(view: LogFilter, after: Cursor) -> NewEntries:
     """The entries of `view` added after `after`, newest first: the Events page's live update."""
-    query = _listing(view, None, after).limit(MAX_NEW + 1)
-    entries = [_entry(row) for row in db.session.execute(query)]
+    entries = [_entry(row) for row in db.session.execute(_listing(view, None, after, MAX_NEW + 1))]
     newest = Cursor(
         max([after.event_id] + [e.id for e in entries if e.origin == DEVICE]),
         max([after.log_id] + [e.id for e in entries if e.origin == ALERT]),
@@ -205,29 +208,47 @@ def _entry(row: Any) -> Entry:
 
 def _count(view: LogFilter, floor: datetime | None) -> int:
     """How many entries match, counting no further than one past COUNT_CAP."""
-    capped = _union(view, floor, None).limit(COUNT_CAP + 1).subquery()
+    capped = _union(view, floor, None, COUNT_CAP + 1).limit(COUNT_CAP + 1).subquery()
     return db.session.execute(select(func.count()).select_from(capped)).scalar_one()
 
 
-def _listing(view: LogFilter, floor: datetime | None, after: Cursor | None = None) -> Select:
-    listing = _union(view, floor, after).subquery("entries")
-    return select(listing).order_by(
-        listing.c.created_at.desc(), listing.c.origin.desc(), listing.c.id.desc()
+def _listing(
+    view: LogFilter, floor: datetime | None, after: Cursor | None, limit: int, offset: int = 0
+) -> Select:
+    """`limit` entries from `offset`, newest first.
+
+    Each table gives its own newest `offset + limit` first: PostgreSQL reads
+    those from its created_at index, where ordering the union as a whole
+    would sort both tables (docs/benchmarks.md, Events page).
+    """
+    listing = _union(view, floor, after, offset + limit).subquery("entries")
+    return (
+        select(listing)
+        .order_by(listing.c.created_at.desc(), listing.c.origin.desc(), listing.c.id.desc())
+        .limit(limit)
+        .offset(offset)
     )
 
 
-def _union(view: LogFilter, floor: datetime | None, after: Cursor | None) -> Select:
+def _union(view: LogFilter, floor: datetime | None, after: Cursor | None, each: int) -> Select:
+    """The newest `each` matching entries of each table."""
     # A kind that is not a device event's may be any alerts' log kind, even
     # one added after this code was written: the log is searched for it.
     device_kind = view.kind is None or view.kind in set(EventKind)
     branches = []
     if view.source != ALERTS_SOURCE and device_kind:
-        branches.append(_device_events(view, floor, after))
+        branches.append(_newest(_device_events(view, floor, after), DeviceEvent, each))
     if view.source in (None, Source.OPERATOR, ALERTS_SOURCE) and view.kind not in set(EventKind):
-        branches.append(_alert_log(view, after))
+        branches.append(_newest(_alert_log(view, after), AlertLog, each))
     if not branches:  # a source no table has: an empty listing, still one query
-        branches.append(_device_events(view, floor, after).where(literal_column("1") == 0))
+        empty = _device_events(view, floor, after).where(literal_column("1") == 0)
+        branches.append(_newest(empty, DeviceEvent, each))
     return union_all(*branches) if len(branches) > 1 else branches[0]
+
+
+def _newest(query: Select, table: Any, each: int) -> Select:
+    # Wrapped: SQLite takes no ORDER BY or LIMIT on a member of a UNION itself.
+    return select(query.order_by(table.created_at.desc(), table.id.desc()).limit(each).subquery())
 
 
 def _device_events(view: LogFilter, floor: datetime | None, after: Cursor | None) -> Select:

@@ -133,6 +133,13 @@ def add_members(incident_id: int, device_ids: list[int], now: datetime) -> None:
 MEMBER_COLUMNS = ["incident_id", "device_id", "added_at"]
 
 
+def add_own_devices(pairs: list[tuple[int, int]], now: datetime) -> None:
+    """Name each new device incident's own device, (incident id, device id), in one INSERT."""
+    if pairs:
+        rows = [{"incident_id": i, "device_id": d, "added_at": now} for i, d in pairs]
+        db.session.execute(insert(IncidentDevice).values(rows))
+
+
 def add_members_by_site(incident_ids: list[int], device_ids: list[int], now: datetime) -> None:
     """Name each of these devices in whichever of these site incidents is its site's: one INSERT."""
     if not incident_ids or not device_ids:

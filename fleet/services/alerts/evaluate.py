@@ -187,7 +187,7 @@ def _evaluate_sites(rules: list[Rule], devices: dict[int, Any], now: datetime, q
                 _resolve_site(incident, rule, now)
         _open_sites(rule, to_open, now, quiet, with_device_incidents)
     silent_now = [device_id for site in growing for device_id in down[site]]
-    incidents.add_members_by_site(list(growing.values()), silent_now, now)
+    incidents.add_members_by_site(growing, silent_now, now)
 
 
 def _site_counts(sites: set[str]) -> dict[str, tuple[int, int]]:
@@ -220,7 +220,7 @@ def _open_sites(
     """Open the outage incidents of these sites for one rule, a statement per step, not per site."""
     rows = [incidents.incident_values(rule, now, site=site, quiet=quiet) for site in sizes]
     opened = _inserted_by_site(rows, sizes)
-    named = incidents.name_silent_devices(list(opened.values()), now)
+    named = incidents.name_silent_devices(opened, now)
     if rule.for_seconds or not opened:
         return
     for site, incident_id in opened.items():
@@ -380,7 +380,7 @@ def _open_devices(
     """
     folded = [d for d in devices if d.site in firing_sites]
     incidents.add_members_by_site(
-        sorted({firing_sites[d.site] for d in folded}), [d.id for d in folded], now
+        {d.site: firing_sites[d.site] for d in folded}, [d.id for d in folded], now
     )
     own = [d for d in devices if d.site not in firing_sites]
     rows = [

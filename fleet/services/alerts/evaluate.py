@@ -34,7 +34,7 @@ from fleet.services.alerts import incidents, messages, outbox
 from fleet.services.alerts.audit import write_log
 from fleet.services.alerts.ruleset import Rule, load_rules
 from fleet.services.device_state import thresholds_of
-from fleet.services.queries import flap_settings
+from fleet.services.queries import among, flap_settings
 
 log = structlog.get_logger("pulseboard.alerts")
 
@@ -82,7 +82,7 @@ def on_status_events(events: list[Any]) -> list[Any]:
 def _devices(ids: set[int]) -> dict[int, Any]:
     # A device never seen online raises nothing: it is left out here.
     rows = db.session.execute(
-        select(*DEVICE_COLUMNS).where(Device.id.in_(ids), Device.last_heartbeat_at.is_not(None))
+        select(*DEVICE_COLUMNS).where(among(Device.id, ids), Device.last_heartbeat_at.is_not(None))
     )
     return {row.id: row for row in rows}
 
@@ -207,7 +207,7 @@ def _active_incidents(rule_ids: list[int], subjects: list[str]) -> dict[tuple[in
     rows = db.session.execute(
         select(Incident).where(
             Incident.rule_id.in_(rule_ids),
-            Incident.subject.in_(subjects),
+            among(Incident.subject, subjects),
             Incident.state.in_(ACTIVE_STATES),
         )
     ).scalars()
@@ -353,7 +353,7 @@ def _flapping_now(
         db.session.execute(
             select(DeviceEvent.device_id, func.count())
             .where(
-                DeviceEvent.device_id.in_(list(latest)),
+                among(DeviceEvent.device_id, list(latest)),
                 DeviceEvent.kind == "status",
                 DeviceEvent.created_at >= settings.since(now),
             )

@@ -34,6 +34,7 @@ from fleet.rules import Status
 from fleet.services.alerts import messages, outbox
 from fleet.services.alerts.audit import write_log
 from fleet.services.alerts.ruleset import Rule
+from fleet.services.queries import among
 from fleet.timeutil import UTCDateTime
 
 MAX_NOTE = 1000
@@ -126,7 +127,7 @@ def add_members(incident_id: int, device_ids: list[int], now: datetime) -> None:
     )
     chosen = select(
         literal(incident_id, type_=Integer()), Device.id, literal(now, type_=UTCDateTime())
-    ).where(Device.id.in_(device_ids), ~exists(named))
+    ).where(among(Device.id, device_ids), ~exists(named))
     db.session.execute(insert(IncidentDevice).from_select(MEMBER_COLUMNS, chosen))
 
 
@@ -159,7 +160,7 @@ def add_members_by_site(by_site: dict[str, int], device_ids: list[int], now: dat
         IncidentDevice.device_id == Device.id,
     )
     chosen = select(_incident_of_site(by_site), Device.id, literal(now, type_=UTCDateTime())).where(
-        Device.id.in_(device_ids), Device.site.in_(list(by_site)), ~exists(named)
+        among(Device.id, device_ids), Device.site.in_(list(by_site)), ~exists(named)
     )
     db.session.execute(insert(IncidentDevice).from_select(MEMBER_COLUMNS, chosen))
 

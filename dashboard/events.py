@@ -8,12 +8,14 @@ from dashboard import bp
 from dashboard.params import event_cursor, event_filter
 from fleet.services import event_log
 
+# The Events page's filters: what its poll carries. Only these, so that a stray
+# query key (`endpoint`, `_external`) never reaches url_for.
+FILTER_KEYS = ("device", "site", "reason", "source", "kind", "since", "until")
+
 
 def _view_args() -> dict[str, str]:
     """The filters of this request, to carry into the poll's URL."""
-    return {
-        key: value for key, value in request.args.items() if key not in ("after", "page") and value
-    }
+    return {key: request.args[key] for key in FILTER_KEYS if request.args.get(key)}
 
 
 @bp.get("/events")
@@ -36,7 +38,9 @@ def events_poll():
     if after is None:
         abort(400)
     news = event_log.new_entries(event_filter(request.args), after)
-    if not news.entries:
-        # The poller keeps its URL: nothing to swap, and its cursor is still right.
+    if news.cursor == after:
+        # Nothing happened anywhere: the poller keeps its URL.
         return "", 204
+    # Entries of other views still move the poller's cursor, so that a quiet
+    # filtered view does not search a growing range on every poll.
     return render_template("dashboard/_events_poll.html", news=news, view_args=_view_args())

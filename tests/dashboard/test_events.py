@@ -88,6 +88,9 @@ def test_the_first_page_polls_for_new_events_of_its_view(client, login, make_dev
     assert "site=berlin" in url
     assert client.get(url).status_code == 204
     make_device("kiosk-2", now=T0, site="Paris")
+    moved = client.get(url).get_data(as_text=True)
+    assert "/devices/kiosk-2" not in moved and "new event" not in moved
+    url = poller_url(moved)
     assert client.get(url).status_code == 204
     make_device("kiosk-3", now=T0, site="Berlin")
     answer = client.get(url).get_data(as_text=True)
@@ -103,6 +106,14 @@ def test_only_the_first_open_ended_page_polls(client, login, make_device, monkey
     make_device("kiosk-2", now=T0)
     assert 'id="poller"' not in client.get("/events?page=2").get_data(as_text=True)
     assert 'id="poller"' not in client.get("/events?until=2026-01-01T00:00").get_data(as_text=True)
+
+
+def test_the_poll_carries_only_the_page_s_filters(client, login, make_device):
+    login("viewer")
+    make_device("kiosk-1", now=T0)
+    html = client.get("/events?site=x&endpoint=y&_external=1&after=3.3").get_data(as_text=True)
+    assert poller_url(html).startswith("/events/poll?after=") and "site=x" in poller_url(html)
+    assert "endpoint" not in poller_url(html) and "_external" not in poller_url(html)
 
 
 @pytest.mark.parametrize("after", ["", "1", "x.y", "1.2.3", "-1.2", "9" * 30 + ".1"])

@@ -175,7 +175,13 @@ def events_screen(view: LogFilter) -> EventsScreen:
 
 
 def new_entries(view: LogFilter, after: Cursor) -> NewEntries:
-    """The entries of `view` added after `after`, newest first: the Events page's live update."""
+    """The entries of `view` added after `after`, newest first: the Events page's live update.
+
+    Known limit: ids are handed out when rows are inserted, not when they
+    commit, so a transaction still open while a later id commits and is
+    polled (a sweep chunk's thousands of events) falls behind the cursor and
+    shows only on the next load of the page.
+    """
     entries = [_entry(row) for row in db.session.execute(_listing(view, None, after, MAX_NEW + 1))]
     newest = Cursor(
         max([after.event_id] + [e.id for e in entries if e.origin == DEVICE]),

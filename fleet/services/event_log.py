@@ -287,6 +287,11 @@ def _device_events(view: LogFilter, floor: datetime | None, after: Cursor | None
     return query.where(*conditions)
 
 
+# The site or device an alerts log entry not about an incident may name in its details.
+_named_site = AlertLog.details["site"].as_string()
+_named_uid = AlertLog.details["uid"].as_string()
+
+
 def _alert_log(view: LogFilter, after: Cursor | None) -> Select:
     subject = Device.__table__.alias("subject")
     source = case((AlertLog.actor.is_not(None), Source.OPERATOR.value), else_=ALERTS_SOURCE)
@@ -303,8 +308,8 @@ def _alert_log(view: LogFilter, after: Cursor | None) -> Select:
             cast(null(), String).label("to_status"),
             cast(null(), Float).label("heartbeat_age_seconds"),
             AlertLog.details,
-            subject.c.uid,
-            Incident.site,
+            func.coalesce(subject.c.uid, _named_uid).label("uid"),
+            func.coalesce(Incident.site, _named_site).label("site"),
         )
         .outerjoin(Incident, Incident.id == AlertLog.incident_id)
         .outerjoin(subject, subject.c.id == Incident.device_id)
@@ -313,10 +318,13 @@ def _alert_log(view: LogFilter, after: Cursor | None) -> Select:
     if view.source:
         conditions.append(source == view.source)
     if view.site:
-        # Only an incident tells which site an entry is about; rule and channel changes name none.
-        conditions.append(contains(Incident.site, view.site))
+        # An incident, or details that say {"site": ...} (a maintenance window), tell
+        # which site an entry is about; rule and channel changes name none.
+        conditions.append(or_(contains(Incident.site, view.site), contains(_named_site, view.site)))
     if view.device:
-        conditions.append(_names_device(subject.c.uid, view.device))
+        conditions.append(
+            or_(_names_device(subject.c.uid, view.device), contains(_named_uid, view.device))
+        )
     if after is not None:
         conditions.append(AlertLog.id > after.log_id)
     return query.where(*conditions)

@@ -160,3 +160,15 @@ def test_only_the_open_ended_first_page_is_live():
     assert LogFilter().live and LogFilter(site="x").live
     assert not LogFilter(page=2).live and not LogFilter(until=T0).live
     assert Cursor() == Cursor(0, 0)
+
+
+def test_an_entry_naming_a_site_or_device_in_its_details_is_found_by_them(app):
+    write_log("window_opened", "maintenance window", "ops@example.com", T0,
+              details={"site": "Berlin Mitte", "minutes": 30})  # fmt: skip
+    write_log("note", "kiosk looked at", "ops@example.com", T0, details={"uid": "Kiosk-Alpha"})
+    write_log("rule_added", "rule down added", "admin@example.com", T0)
+    db.session.commit()
+    [window] = event_log.events_screen(LogFilter(site="MITTE")).entries
+    assert (window.kind, window.site) == ("window_opened", "Berlin Mitte")
+    [note] = event_log.events_screen(LogFilter(device="alpha")).entries
+    assert (note.kind, note.uid) == ("note", "Kiosk-Alpha")

@@ -32,6 +32,7 @@ from fleet.rules import ReconnectState, Source, Status
 from fleet.services import locks
 from fleet.services.commands import expire_commands
 from fleet.services.events import Event, EventKind, reconnect_event, record_events, status_event
+from fleet.services.queries import among
 from fleet.timeutil import UTCDateTime, utcnow
 
 log = structlog.get_logger("pulseboard.sweep")
@@ -207,7 +208,7 @@ def _move_in_chunks(
         ids = list(db.session.execute(chunk).scalars())
         if not ids:
             return
-        rows = _move(from_status, to_status, now, Device.id.in_(ids))
+        rows = _move(from_status, to_status, now, among(Device.id, ids))
         changes.extend(_change(row, from_status, to_status, now) for row in rows)
         if keep_alive is not None:
             keep_alive()

@@ -1,14 +1,16 @@
-"""The device page's commands: the menu (operators), the history, the latest screenshot."""
+"""Commands on the dashboard: the device page's menu, history and latest screenshot, and the
+fleet grid's command cell (each row's latest command and, for operators, its menu)."""
 
 from __future__ import annotations
 
-from flask import Response, render_template, request
+from flask import Response, current_app, render_template, request
 from flask_login import current_user
 
 from dashboard import bp
 from dashboard.auth import requires_role
 from fleet.errors import InvalidInput
-from fleet.services import commands, screenshots
+from fleet.models import DeviceCommand
+from fleet.services import commands, dashboard, screenshots
 from fleet.timeutil import utcnow
 
 
@@ -29,6 +31,36 @@ def request_command(uid: str):
         error = refused.message
     # htmx swaps 200s only: a refused request redraws the panel with the reason.
     return _panel(uid, error)
+
+
+@bp.post("/devices/<uid>/commands/row")
+@requires_role("operator")
+def request_row_command(uid: str):
+    """A command asked from the fleet grid's row; the answer is the row's command cell."""
+    try:
+        params = _params()
+    except InvalidInput as refused:
+        return _cell(dashboard.command_cell(uid, refused.message))
+    kind = request.form.get("kind", "")
+    return _cell(dashboard.command_from_grid(uid, kind, params, current_user.email, utcnow()))
+
+
+@bp.app_template_global("latest_command")
+def latest_command(device_id: int) -> DeviceCommand | None:
+    """A lone row's latest command (a page of rows reads theirs in one query instead)."""
+    return commands.latest_by_device([device_id]).get(device_id)
+
+
+@bp.app_template_global("row_command_kinds")
+def row_command_kinds() -> tuple[str, ...]:
+    """The kinds a grid row's menu offers: reconnect keeps its own button."""
+    return tuple(kind for kind in current_app.config["COMMAND_KINDS"] if kind != "reconnect")
+
+
+def _cell(cell: dashboard.CommandCell) -> str:
+    return render_template(
+        "dashboard/_command_cell.html", uid=cell.uid, command=cell.command, error=cell.error
+    )
 
 
 @bp.get("/devices/<uid>/screenshots/<int:screenshot_id>")

@@ -8,6 +8,7 @@ from flask_login import current_user
 
 from dashboard import bp
 from dashboard.auth import requires_role
+from dashboard.params import command_params
 from fleet.errors import InvalidInput
 from fleet.models import DeviceCommand
 from fleet.services import commands, dashboard, screenshots
@@ -24,9 +25,8 @@ def device_commands(uid: str):
 def request_command(uid: str):
     error = None
     try:
-        commands.request_command(
-            uid, request.form.get("kind", ""), _params(), current_user.email, utcnow()
-        )
+        kind, params = request.form.get("kind", ""), command_params(request.form)
+        commands.request_command(uid, kind, params, current_user.email, utcnow())
     except InvalidInput as refused:
         error = refused.message
     # htmx swaps 200s only: a refused request redraws the panel with the reason.
@@ -38,7 +38,7 @@ def request_command(uid: str):
 def request_row_command(uid: str):
     """A command asked from the fleet grid's row; the answer is the row's command cell."""
     try:
-        params = _params()
+        params = command_params(request.form)
     except InvalidInput as refused:
         return _cell(dashboard.command_cell(uid, refused.message))
     kind = request.form.get("kind", "")
@@ -73,12 +73,3 @@ def screenshot(uid: str, screenshot_id: int):
 def _panel(uid: str, error: str | None = None):
     panel = commands.command_panel(uid)
     return render_template("dashboard/_device_commands.html", panel=panel, error=error)
-
-
-def _params() -> dict[str, int]:
-    raw = (request.form.get("delay_seconds") or "").strip()
-    if not raw:
-        return {}
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 6:
-        raise InvalidInput("the delay is a whole number of seconds")
-    return {"delay_seconds": int(raw)}

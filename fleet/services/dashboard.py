@@ -154,6 +154,18 @@ def reconnect_matching(view: DeviceFilter, actor: str, now: datetime) -> BulkAct
     return action
 
 
+def command_matching(
+    view: DeviceFilter, kind: str, params: dict[str, Any], actor: str, now: datetime
+) -> BulkAction:
+    """Send a command to every device matching the view (all pages), delays spread out.
+
+    As `reconnect_matching`: a small run is done before this returns. InvalidInput
+    for a bad kind or params, or a view with no filter (nobody asks the whole
+    fleet to reboot by accident).
+    """
+    return bulk.request_bulk_command(view, kind, params, actor, now)
+
+
 @dataclass(frozen=True)
 class DeviceSummary:
     device: Device

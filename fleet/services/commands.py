@@ -200,6 +200,17 @@ def _replace_pending(device_ids: list[int], kind: str) -> dict[int, int]:
     return {row.device_id: row.id for row in replaced}
 
 
+def open_commands() -> dict[tuple[str, str], int]:
+    """How many commands wait, by (state, kind): pending ones for a heartbeat, delivered ones
+    for an ack. One GROUP BY over the (state, expires_at) index's range, for the metrics."""
+    rows = db.session.execute(
+        select(DeviceCommand.state, DeviceCommand.kind, func.count())
+        .where(DeviceCommand.state.in_((CommandState.PENDING, CommandState.DELIVERED)))
+        .group_by(DeviceCommand.state, DeviceCommand.kind)
+    )
+    return {(state, kind): count for state, kind, count in rows}
+
+
 def list_commands(uid: str, limit: int = HISTORY_LIMIT) -> list[DeviceCommand]:
     """A device's commands, newest first."""
     device = get_device(uid)

@@ -83,11 +83,11 @@ def register():
 )
 def heartbeat():
     request, app = current_request(), current_application()
-    token = bearer_token() or refuse_credentials("missing device token")
+    token = bearer_token(request) or refuse_credentials("missing device token")
     token_hash = hash_token(token)
     ratelimits.refuse_a_flooding_address(app, request.remote_addr, token_hash)
     ratelimits.check_heartbeat_limits(app, token_hash)
-    body = parse_body(HeartbeatRequest)
+    body = parse_body(HeartbeatRequest, request)
     # Read field by field: model_dump() would copy them all twice as slowly.
     telemetry = heartbeats.Telemetry(
         body.battery_level, body.wifi_strength, body.app_version, body.uptime_seconds, body.extra
@@ -95,7 +95,7 @@ def heartbeat():
     acks = [Ack(ack.id, ack.result, ack.message) for ack in body.acks] if body.acks else None
     try:
         result = heartbeats.accept_heartbeat(
-            token_hash, telemetry, utcnow(), request.remote_addr, acks
+            token_hash, telemetry, utcnow(), request.remote_addr, acks, app.config
         )
     except Unauthorized as error:
         refuse_credentials(error.message)

@@ -3,8 +3,9 @@
 The counters are kept by fleet.metrics in the process that does the work. The
 fleet gauges (devices by status, the last sweep, the commands waiting) are not
 per-process facts: they are read from the database at scrape time, with two
-GROUP BYs (the commands' over an index range) and one indexed lookup. Living here, beside the view, the exposition may import the
-services it reads without the services' own counters importing them back.
+GROUP BYs (the commands' over an index range) and one indexed lookup. Living
+here, beside the view, the exposition may import the services it reads
+without the services' own counters importing them back.
 """
 
 from __future__ import annotations

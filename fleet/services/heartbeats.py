@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,6 +21,7 @@ from flask import current_app
 from sqlalchemy import Row, insert, select
 
 from fleet import rules
+from fleet.context import current_application
 from fleet.errors import Unauthorized
 from fleet.extensions import db
 from fleet.models import Device, TelemetrySample
@@ -82,15 +84,18 @@ def accept_heartbeat(
     now: datetime,
     address: str | None = None,
     acks: list[Ack] | None = None,
+    config: Mapping[str, Any] | None = None,
 ) -> HeartbeatResult:
     """A heartbeat from the holder of the token hashed to `token_hash`; Unauthorized for none.
 
     Tries the one-statement common case first (a heartbeat with acks has
     results to record, so it never is); anything else falls through to the
-    token lookup and `record_heartbeat`.
+    token lookup and `record_heartbeat`. `config` is the app's, when the
+    caller has already read it: each look-up through the app proxy costs.
     """
-    defaults = fleet_defaults()
-    if not acks and fast_heartbeat(token_hash, vars(telemetry), now, address, defaults):
+    config = current_application().config if config is None else config
+    defaults = fleet_defaults(config)
+    if not acks and fast_heartbeat(token_hash, vars(telemetry), now, address, defaults, config):
         return HeartbeatResult(Status.CONNECTED, now, defaults.interval, False, 0)
     snapshot = find_device_by_hash(token_hash)
     if snapshot is None:

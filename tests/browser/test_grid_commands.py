@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
-from tests.browser.test_device_commands import command_count
+from tests.browser.test_device_commands import command_count, post_from_page
 from tests.browser.test_fleet_page import LIVE, heartbeat, log_in, row
 
 
@@ -57,20 +57,5 @@ def test_a_viewer_sees_no_row_menu_and_the_server_refuses_a_post(
     log_in(page, live_server, "viewer")
     expect(cell(page, alpha)).to_have_text("—")
     expect(page.locator(".row-commands")).to_have_count(0)
-    token = page.locator("body").get_attribute("hx-headers")
-    status = page.evaluate(
-        """async (headers) => {
-            const response = await fetch("/devices/alpha/commands/row", {
-                method: "POST",
-                headers: {
-                    ...JSON.parse(headers),
-                    "Content-Type": "application/x-www-form-urlencoded",
-                },
-                body: "kind=screenshot",
-            });
-            return response.status;
-        }""",
-        token,
-    )
-    assert status == 403
+    assert post_from_page(page, "/devices/alpha/commands/row", "kind=screenshot") == 403
     assert command_count() == 0

@@ -3,18 +3,11 @@ page, run a chunk at a time (in the background when large), each request logged 
 
 from __future__ import annotations
 
-import re
-import time
-
-from rq import Queue
-from rq import SimpleWorker as Worker
 from sqlalchemy import select
 
 from fleet.extensions import db
 from fleet.models import BulkAction, DeviceCommand, DeviceEvent
-from fleet.services import locks
-from jobs import QUEUE
-from tests.helpers import configure
+from tests.helpers import configure, finished_bulk_line
 
 
 def html(response) -> str:
@@ -92,12 +85,7 @@ def test_a_large_bulk_command_runs_in_the_background_and_shows_its_progress(
     depot(make_device, 7)
     page = html(send(client, token, "site=Depot", kind="screenshot"))
     assert "Asking 7 devices to send a screenshot, a chunk at a time" in page
-    poll = re.search(r'hx-get="(/bulk/\d+)"', page).group(1)
-    if backend == "postgres":  # with Redis the run is an RQ job: a real worker takes it
-        Worker([Queue(QUEUE, connection=locks.redis_client())]).work(burst=True)
-    deadline = time.monotonic() + 20
-    while "Asked" not in (answer := html(client.get(poll))) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    answer = finished_bulk_line(client, page, backend)
     assert "Asked 7 devices to send a screenshot" in answer
     db.session.rollback()
     assert len(db.session.scalars(select(DeviceCommand)).all()) == 7

@@ -59,3 +59,23 @@ def test_a_viewer_sees_no_row_menu_and_the_server_refuses_a_post(
     expect(page.locator(".row-commands")).to_have_count(0)
     assert post_from_page(page, "/devices/alpha/commands/row", "kind=screenshot") == 403
     assert command_count() == 0
+
+
+def test_an_operator_sends_a_command_to_a_filtered_view_after_confirming_it(
+    app, page: Page, live_server, make_device, artifacts
+):
+    make_device("alpha", site="Berlin")
+    make_device("bravo", site="Berlin")
+    make_device("charlie", site="Paris")
+    log_in(page, live_server, "operator", "/?site=Berlin")
+    page.get_by_text("Send a command to all 2 matching…").click()
+    page.locator(".bulk-commands select[name=kind]").select_option("refresh_content")
+    assert command_count() == 0
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.screenshot(path=str(artifacts / "bulk-commands.png"), full_page=True)
+    page.get_by_role("button", name="Yes, send to 2").click()
+    expect(page.locator("#bulk-result")).to_contain_text("Asked 2 devices to refresh their content")
+    assert command_count() == 2
+    expect(page.locator(".grid-command")).to_have_text(
+        ["refresh content · pending"] * 2, timeout=LIVE
+    )

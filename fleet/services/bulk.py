@@ -30,6 +30,7 @@ from fleet.services.reconnects import store_reconnects
 RUNNING = "running"
 DONE = "done"
 RECONNECT = "reconnect"
+MAX_ID = 2**31 - 1  # bulk_action.id is an INTEGER
 
 
 def start_bulk_reconnect(view: DeviceFilter, actor: str, now: datetime) -> BulkAction:
@@ -183,7 +184,9 @@ def _details(action: BulkAction) -> dict[str, object]:
 
 def get_bulk_action(action_id: int) -> BulkAction:
     """The action as stored now; NotFound (404) for an unknown id."""
-    action = db.session.get(BulkAction, action_id, populate_existing=True)
+    # An id past the integer column cannot exist, and PostgreSQL would refuse to compare it.
+    in_range = 0 < action_id <= MAX_ID
+    action = db.session.get(BulkAction, action_id, populate_existing=True) if in_range else None
     if action is None:
         raise NotFound(f"no bulk action {action_id}")
     return action

@@ -76,8 +76,9 @@ def test_a_bulk_command_needs_the_operate_scope(client, lobby):
     assert count(DeviceCommand) == 0
 
 
-def test_an_unknown_bulk_run_is_not_found(client, operator):
-    response = client.get(f"{BULK}/999", headers=operator)
+@pytest.mark.parametrize("action_id", [999, 0, 2**31, 2**70])
+def test_an_unknown_bulk_run_is_not_found(client, operator, action_id):
+    response = client.get(f"{BULK}/{action_id}", headers=operator)
     assert response.status_code == 404
     assert response.json["error"]["code"] == "not_found"
 

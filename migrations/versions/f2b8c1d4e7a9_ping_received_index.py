@@ -4,7 +4,7 @@ A plain CREATE INDEX, not a batch migration: on SQLite a batch rebuild of
 `device` would drop the severity expression index.
 
 Revision ID: f2b8c1d4e7a9
-Revises: e1a2b3c4d5f6
+Revises: f3b8d2a6c914
 Create Date: 2026-12-02 04:30:00
 
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'f2b8c1d4e7a9'
-down_revision = 'e1a2b3c4d5f6'
+down_revision = 'f3b8d2a6c914'
 branch_labels = None
 depends_on = None
 

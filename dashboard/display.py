@@ -145,11 +145,14 @@ def url_with(**changes: Any) -> str:
     """This page's URL with some query parameters changed (None removes one)."""
     view_args = request.view_args or {}
     # A query key that repeats a path argument (?uid=...) or url_for's own
-    # options (_external, _scheme) must not reach url_for.
+    # parameters (endpoint, _external, _scheme) must not reach url_for.
     args = {
         key: value
         for key, value in request.args.items()
-        if key not in changes and key not in view_args and not key.startswith("_")
+        if key not in changes
+        and key not in view_args
+        and key != "endpoint"
+        and not key.startswith("_")
     }
     args.update({key: value for key, value in changes.items() if value not in (None, "")})
     return url_for(request.endpoint or "dashboard.fleet", **view_args, **args)

@@ -9,25 +9,22 @@ from flask_login import current_user
 
 from dashboard import bp
 from dashboard.auth import requires_role
-from dashboard.params import command_params, device_filter, parse_time, shown_ids
+from dashboard.params import command_params, device_filter, parse_time, shown_ids, view_args
 from fleet.errors import InvalidInput
 from fleet.models import BulkAction
 from fleet.services import bulk, dashboard
 from fleet.timeutil import utcnow
 from jobs.bulk import start_in_background
 
-POLL_KEYS = ("since", "shown", "seen")
-
 
 def _view_args() -> dict[str, str]:
     """The filter, sort and page of this request, to carry into the poll's URL."""
-    return {key: value for key, value in request.args.items() if key not in POLL_KEYS and value}
+    return view_args(request.args.items())
 
 
 def _page_view_args() -> dict[str, str]:
     """The filters of the page an htmx action came from (its HX-Current-URL)."""
-    query = urlsplit(request.headers.get("HX-Current-URL", "")).query
-    return {key: value for key, value in parse_qsl(query) if key not in POLL_KEYS and value}
+    return view_args(parse_qsl(urlsplit(request.headers.get("HX-Current-URL", "")).query))
 
 
 @bp.get("/")

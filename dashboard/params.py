@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from werkzeug.datastructures import MultiDict
@@ -44,6 +45,26 @@ def page_number(args: MultiDict) -> int:
 
 def _text(args: MultiDict, name: str) -> str | None:
     return (args.get(name) or "").strip()[:200] or None
+
+
+# The query keys a fleet view is made of: the only ones carried into its links and its
+# poll's URL (anything else, such as `endpoint` or `_external`, would reach `url_for`).
+VIEW_KEYS = (
+    "status",
+    "site",
+    "flapping",
+    "reconnect",
+    "attention",
+    "q",
+    "sort",
+    "page",
+    "per_page",
+)
+
+
+def view_args(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The fleet view's keys among `pairs`, empty values left out."""
+    return {key: value for key, value in pairs if key in VIEW_KEYS and value}
 
 
 def device_filter(args: MultiDict) -> DeviceFilter:

@@ -73,7 +73,7 @@ class AvailabilityTally(db.Model):
 
 
 class Outage(db.Model):
-    """A stretch in which a device was expected on and not connected; open while `ended_at` is null."""
+    """A stretch in which a device was expected on and not connected (open: no `ended_at`)."""
 
     __tablename__ = "outage"
 

@@ -132,8 +132,9 @@ def initial_status(changes: list[Change], fallback: str) -> str:
     return fallback
 
 
-def segments(state: State, start: datetime, changes: Iterable[Change], end: datetime | None = None
-             ) -> Fold:
+def segments(
+    state: State, start: datetime, changes: Iterable[Change], end: datetime | None = None
+) -> Fold:
     """Fold `changes` (oldest first) from `state` at `start`; with `end`, close the last segment.
 
     A change stamped before the cursor (a transaction that read the clock
@@ -158,7 +159,7 @@ def period_start(at: datetime, period: Period) -> datetime:
 
 
 def split(start: datetime, end: datetime, period: Period) -> Iterator[tuple[datetime, float]]:
-    """The seconds of [start, end) in each UTC day or hour it touches, as (bucket start, seconds)."""
+    """The seconds of [start, end) in each UTC day or hour it touches: (bucket start, seconds)."""
     step = DAY if period == "day" else HOUR
     bucket = period_start(start, period)
     cursor = start
@@ -168,8 +169,9 @@ def split(start: datetime, end: datetime, period: Period) -> Iterator[tuple[date
         bucket, cursor = bucket + step, upper
 
 
-def bucketed(found: Iterable[Segment], period: Period, since: datetime | None = None
-             ) -> dict[datetime, Seconds]:
+def bucketed(
+    found: Iterable[Segment], period: Period, since: datetime | None = None
+) -> dict[datetime, Seconds]:
     """Seconds per UTC day or hour over the segments, leaving out anything before `since`."""
     totals: dict[datetime, Seconds] = {}
     for segment in found:

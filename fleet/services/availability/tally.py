@@ -252,8 +252,8 @@ def _outage_row(device_id: int, at: datetime, status: str, reason: str) -> dict[
 
 def _insert(model: type, rows: list[dict[str, Any]], conflict: list[str]) -> None:
     if rows:
-        statement = _dialect().insert(model.__table__).on_conflict_do_nothing(
-            index_elements=conflict
+        statement = (
+            _dialect().insert(model.__table__).on_conflict_do_nothing(index_elements=conflict)
         )
         db.session.execute(statement, rows)
 

@@ -1,0 +1,176 @@
+"""The windows availability is measured over, and the seconds of devices within one.
+
+A window is [start, end) with `start` on a UTC hour (24 h) or day boundary:
+- `24h` is the current UTC hour so far and the 23 before it, read from the hour rollups;
+- `7d`, `30d`, `90d` are today (UTC) so far and the 6, 29 or 89 days before it;
+- a report's date range is whole UTC days from `from` to `to` inclusive, cut at now.
+Aligned windows are what make the rollups exact: every bucket is wholly in or out.
+The figures are the rollups up to each device's `tallied_to` plus the open
+segment from there on, in the state the tally recorded (the device's state now).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import Select, and_, func, literal, or_, select
+
+from fleet.availability_models import AvailabilityDay, AvailabilityHour, AvailabilityTally, Outage
+from fleet.errors import InvalidInput
+from fleet.models import Device
+from fleet.services.availability.fold import DAY, HOUR, Period, Seconds, State, period_start
+
+WINDOWS = {"24h": 1, "7d": 7, "30d": 30, "90d": 90}
+MAX_REPORT_DAYS = 400
+
+
+@dataclass(frozen=True)
+class Window:
+    name: str
+    start: datetime
+    end: datetime
+    period: Period
+
+    @property
+    def first_day(self) -> date:
+        return self.start.date()
+
+
+def window_of(name: str, now: datetime) -> Window:
+    """The named window (24h, 7d, 30d, 90d) ending now."""
+    if name not in WINDOWS:
+        raise InvalidInput(
+            "invalid field(s): window", {"fields": {"window": f"one of {', '.join(WINDOWS)}"}}
+        )
+    if name == "24h":
+        return Window(name, period_start(now, "hour") - 23 * HOUR, now, "hour")
+    return Window(name, period_start(now, "day") - (WINDOWS[name] - 1) * DAY, now, "day")
+
+
+def date_window(first: date, last: date, now: datetime) -> Window:
+    """Whole UTC days from `first` to `last` inclusive, cut at `now`."""
+    if last < first:
+        raise InvalidInput("invalid field(s): to", {"fields": {"to": "must not be before from"}})
+    if (last - first).days + 1 > MAX_REPORT_DAYS:
+        raise InvalidInput(
+            "invalid field(s): to", {"fields": {"to": f"at most {MAX_REPORT_DAYS} days after from"}}
+        )
+    start = datetime.combine(first, time(), tzinfo=UTC)
+    end = datetime.combine(last + timedelta(days=1), time(), tzinfo=UTC)
+    return Window(f"{first}..{last}", start, min(end, max(now, start)), "day")
+
+
+def rollup_sums(window: Window) -> Select:
+    """Seconds per device in the window's rollup buckets (a subquery to join on device id)."""
+    model = AvailabilityHour if window.period == "hour" else AvailabilityDay
+    key = model.hour if window.period == "hour" else model.day
+    if window.period == "hour":
+        lower, upper = window.start, window.end
+    else:
+        lower, upper = window.first_day, _first_day_from(window.end)
+    return (
+        select(
+            model.device_id.label("device_id"),
+            func.sum(model.connected_seconds).label("connected"),
+            func.sum(model.temporarily_offline_seconds).label("temporarily_offline"),
+            func.sum(model.disconnected_seconds).label("disconnected"),
+            func.sum(model.off_hours_seconds).label("off_hours"),
+        )
+        .where(key >= lower, key < upper)
+        .group_by(model.device_id)
+    )
+
+
+def _first_day_from(at: datetime) -> date:
+    """The first UTC day that starts at or after `at`: the days before it start before `at`."""
+    day = at.astimezone(UTC).date()
+    return day if at.astimezone(UTC).time() == time() else day + DAY
+
+
+def outage_counts(window: Window) -> Select:
+    """Outages per device that overlap the window."""
+    return (
+        select(Outage.device_id.label("device_id"), func.count().label("outages"))
+        .where(
+            Outage.started_at < window.end,
+            or_(Outage.ended_at.is_(None), Outage.ended_at > window.start),
+        )
+        .group_by(Outage.device_id)
+    )
+
+
+def device_rows(window: Window, scope: Any = None, with_outages: bool = True) -> Select:
+    """One row per device in `scope`: its rollup sums, tally and outage count in the window."""
+    sums = rollup_sums(window).subquery()
+    columns = [
+        Device.id,
+        Device.uid,
+        Device.name,
+        Device.site,
+        Device.status,
+        Device.expected_off,
+        Device.created_at,
+        AvailabilityTally.tallied_to,
+        AvailabilityTally.status.label("tally_status"),
+        AvailabilityTally.expected_off.label("tally_expected_off"),
+        *(
+            sums.c[name]
+            for name in ("connected", "temporarily_offline", "disconnected", "off_hours")
+        ),
+    ]
+    query = (
+        select(*columns)
+        .outerjoin(AvailabilityTally, AvailabilityTally.device_id == Device.id)
+        .outerjoin(sums, sums.c.device_id == Device.id)
+        .where(Device.created_at < window.end)
+    )
+    if with_outages:
+        counts = outage_counts(window).subquery()
+        query = query.add_columns(func.coalesce(counts.c.outages, 0).label("outages")).outerjoin(
+            counts, counts.c.device_id == Device.id
+        )
+    else:
+        query = query.add_columns(literal(0).label("outages"))
+    if scope is not None:
+        query = query.where(scope)
+    return query
+
+
+def seconds_of(row: Any, window: Window) -> Seconds:
+    """A device row's seconds in the window: its rollups plus its open segment."""
+    total = Seconds(
+        connected=row.connected or 0.0,
+        temporarily_offline=row.temporarily_offline or 0.0,
+        disconnected=row.disconnected or 0.0,
+        off_hours=row.off_hours or 0.0,
+    )
+    state, since = open_segment(row)
+    lower, upper = max(since, window.start), window.end
+    if upper > lower:
+        total.add(state.bucket, (upper - lower).total_seconds())
+    return total
+
+
+def open_segment(row: Any) -> tuple[State, datetime]:
+    """Where a device's rollups stop, and the state it has been in since.
+
+    Without a tally the device has had no status event since it was added, so it
+    has been in its current status since `created_at`.
+    """
+    if row.tallied_to is None:
+        return State(row.status, row.expected_off), row.created_at
+    return State(row.tally_status, row.tally_expected_off), row.tallied_to
+
+
+def stream(query: Select, session: Any, batch: int = 1000) -> Iterator[Any]:
+    """Rows of a large query without holding them all (a server-side cursor on PostgreSQL)."""
+    result = session.execute(query.execution_options(yield_per=batch))
+    yield from result
+
+
+def and_all(*conditions: Any) -> Any:
+    present = [c for c in conditions if c is not None]
+    return and_(*present) if present else None

@@ -127,11 +127,11 @@ def _create(ids: list[int], changes: dict[int, list[Any]]) -> None:
         ordered = sorted((change_of(e) for e in changes[device.id]), key=lambda c: c.at)
         state = State(initial_status(ordered, device.status))
         since = device.created_at if state.down else None
-        rows.append(_tally_row(Tally(device.id, device.created_at, state, since)))
+        rows.append(tally_row(Tally(device.id, device.created_at, state, since)))
         if since is not None:
-            outages.append(_outage_row(device.id, since, state.status, UNKNOWN_START))
-    _insert(AvailabilityTally, rows, conflict=["device_id"])
-    _insert(Outage, outages, conflict=["device_id", "started_at"])
+            outages.append(outage_row(device.id, since, state.status, UNKNOWN_START))
+    insert_ignoring(AvailabilityTally, rows, conflict=["device_id"])
+    insert_ignoring(Outage, outages, conflict=["device_id", "started_at"])
 
 
 def advance(tally: Tally, changes: list[Change], writes: Writes) -> None:
@@ -153,7 +153,7 @@ def _outages(tally: Tally, changes: list[Change], writes: Writes) -> None:
         after = change.apply(state)
         if since is None and after.down:
             since = at
-            writes.opened.append(_outage_row(tally.device_id, at, after.status, change.reason))
+            writes.opened.append(outage_row(tally.device_id, at, after.status, change.reason))
         elif since is not None and not after.down:
             ended_by = after.expected_off or "connected"
             writes.closed.append({"d": tally.device_id, "s": since, "e": at, "by": ended_by})
@@ -187,7 +187,7 @@ def save(writes: Writes) -> None:
             for t in writes.tallies
         ],
     )
-    _insert(Outage, writes.opened, conflict=["device_id", "started_at"])
+    insert_ignoring(Outage, writes.opened, conflict=["device_id", "started_at"])
     _close_outages(writes.closed)
 
 
@@ -229,7 +229,7 @@ def _seconds_row(device_id: int, key: str, bucket: Any, seconds: Seconds) -> dic
     return row
 
 
-def _tally_row(tally: Tally) -> dict[str, Any]:
+def tally_row(tally: Tally) -> dict[str, Any]:
     return {
         "device_id": tally.device_id,
         "tallied_to": tally.tallied_to,
@@ -239,7 +239,7 @@ def _tally_row(tally: Tally) -> dict[str, Any]:
     }
 
 
-def _outage_row(device_id: int, at: datetime, status: str, reason: str) -> dict[str, Any]:
+def outage_row(device_id: int, at: datetime, status: str, reason: str) -> dict[str, Any]:
     return {
         "device_id": device_id,
         "started_at": at,
@@ -250,7 +250,7 @@ def _outage_row(device_id: int, at: datetime, status: str, reason: str) -> dict[
     }
 
 
-def _insert(model: type, rows: list[dict[str, Any]], conflict: list[str]) -> None:
+def insert_ignoring(model: type, rows: list[dict[str, Any]], conflict: list[str]) -> None:
     if rows:
         statement = (
             _dialect().insert(model.__table__).on_conflict_do_nothing(index_elements=conflict)

@@ -84,12 +84,12 @@ def test_pruning_deletes_events_and_rollups_past_their_retention(app, make_devic
     report = rebuild.prune_history(now)
     assert report.events == 5  # registered + four changes
     assert db.session.execute(select(func.count()).select_from(DeviceEvent)).scalar_one() == 0
-    assert db.session.execute(select(func.count()).select_from(AvailabilityDay)).scalar_one() == 2
+    assert db.session.execute(select(func.count()).select_from(AvailabilityDay)).scalar_one() == 3
     assert db.session.execute(select(func.count()).select_from(AvailabilityHour)).scalar_one() == 0
     # Rollups outlive the events: the figures of the old days still stand.
     report = reports.availability_report(T0.date(), T0.date(), "device", now)
     assert report.rows[0].seconds.disconnected == 9.5 * 3600
-    assert rebuild.prune_history(T0 + timedelta(days=402)).days == 2
+    assert rebuild.prune_history(T0 + timedelta(days=403)).days == 3
 
 
 def test_the_rebuild_command_reports_what_it_did(runner, make_device):

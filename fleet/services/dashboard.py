@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from fleet import rules
 from fleet.models import BulkAction, Device
 from fleet.services import bulk, device_state, history, queries, reconnects
+from fleet.services.availability import bars
 from fleet.services.commands import CommandPanel, command_panel
 from fleet.services.queries import DeviceFilter, DevicePage, FlapSettings
 
@@ -137,6 +138,7 @@ class DeviceScreen:
     events: history.EventPage
     now: datetime
     commands: CommandPanel
+    availability: bars.DeviceBars
 
 
 def device_summary(uid: str, now: datetime) -> DeviceSummary:
@@ -169,4 +171,5 @@ def device_screen(uid: str, now: datetime, events_page: int = 1) -> DeviceScreen
         events=history.list_events(history.EventFilter(uid=uid, page=events_page, per_page=20)),
         now=now,
         commands=command_panel(uid),
+        availability=bars.device_bars(device.id, now),
     )

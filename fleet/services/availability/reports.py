@@ -259,3 +259,25 @@ def _inert(value: Any) -> Any:
     if isinstance(value, str) and value.startswith(FORMULA_STARTS):
         return "'" + value
     return value
+
+
+@dataclass(frozen=True)
+class ReportScreen:
+    report: Report
+    fleet: ReportRow
+    outages: list[OutageRow]
+    outages_shown: int
+
+
+def report_screen(
+    first: date, last: date, by: Grouping, now: datetime, site: str | None = None
+) -> ReportScreen:
+    """The reports page: the chosen grouping, the fleet's line, and the first outages."""
+    report = availability_report(first, last, by, now, site)
+    fleet = grouped_report(report.window, "fleet", site)[0]
+    shown = list(outages(first, last, now, site, limit=OUTAGES_SHOWN))
+    return ReportScreen(report, fleet, shown, OUTAGES_SHOWN)
+
+
+# The page lists this many; the CSV has them all.
+OUTAGES_SHOWN = 200

@@ -33,3 +33,13 @@ def prune_command() -> None:
         f"Pruned {report.events} events, {report.days} day and {report.hours} hour rollups, "
         f"{report.outages} outages."
     )
+
+
+@reports_cli.command("demo-history")
+@click.option("--days", type=click.IntRange(1, 90), default=7, show_default=True)
+def demo_history_command(days: int) -> None:
+    """Give the devices enrolled in the last day a made-up past (the demo fleet's bars)."""
+    from fleet.services.availability import demo_history
+
+    count = demo_history.backfill(days, utcnow())
+    click.echo(f"Gave {count} devices {days} days of demo history.")

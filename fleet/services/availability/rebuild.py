@@ -31,6 +31,7 @@ from fleet.services.availability.tally import (
     Writes,
     advance,
     insert_ignoring,
+    locked_tallies,
     outage_row,
     save,
     tally_row,
@@ -47,11 +48,14 @@ class RebuildReport:
     events: int = 0
 
 
-def rebuild(since: date | None = None) -> RebuildReport:
+def rebuild(since: date | None = None, device_ids: list[int] | None = None) -> RebuildReport:
     """Recompute rollups, outages and tallies from the raw events, from `since` (or all) on."""
     since_at = None if since is None else datetime.combine(since, time(), tzinfo=UTC)
     report = RebuildReport()
-    for ids in _chunks(select(Device.id).order_by(Device.id)):
+    query = select(Device.id).order_by(Device.id)
+    if device_ids is not None:
+        query = query.where(Device.id.in_(device_ids))
+    for ids in _chunks(query):
         report.events += _rebuild_chunk(ids, since_at)
         report.devices += len(ids)
         db.session.commit()
@@ -66,6 +70,8 @@ def _chunks(query: Any) -> Iterator[list[int]]:
 
 
 def _rebuild_chunk(ids: list[int], since_at: datetime | None) -> int:
+    # The tallies first: a transaction recording these devices' events waits for this one.
+    locked_tallies(ids)
     events: dict[int, list[Any]] = defaultdict(list)
     rows = db.session.execute(
         select(DeviceEvent)

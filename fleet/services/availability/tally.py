@@ -88,15 +88,15 @@ def tally_events(events: Iterable[Any]) -> None:
 def lock_tallies(changes: dict[int, list[Any]]) -> dict[int, Tally]:
     """The tallies of these devices, locked; a device's first one starts at its enrolment."""
     ids = sorted(changes)
-    found = _locked(ids)
+    found = locked_tallies(ids)
     missing = [device_id for device_id in ids if device_id not in found]
     if missing:
         _create(missing, changes)
-        found.update(_locked(missing))
+        found.update(locked_tallies(missing))
     return found
 
 
-def _locked(ids: list[int]) -> dict[int, Tally]:
+def locked_tallies(ids: list[int]) -> dict[int, Tally]:
     # In id order, so two batches that share devices lock them in the same order.
     query = (
         select(AvailabilityTally)

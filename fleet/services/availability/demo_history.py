@@ -43,7 +43,7 @@ def backfill(days: int, now: datetime, seed: int = 7) -> int:
     for device in devices:
         start = device.created_at - timedelta(days=days)
         rng = random.Random(f"{seed}:{device.uid}")
-        rows = [event.row() for event in _story(device, rng, start, device.created_at)]
+        rows = [event.row() for event in story(device, rng, start, device.created_at)]
         if rows:
             db.session.execute(insert(DeviceEvent.__table__), rows)
         db.session.execute(update(Device).where(Device.id == device.id).values(created_at=start))
@@ -53,11 +53,14 @@ def backfill(days: int, now: datetime, seed: int = 7) -> int:
     return len(devices)
 
 
-def _story(device: object, rng: random.Random, start: datetime, end: datetime) -> Iterator:
+def story(device: object, rng: random.Random, start: datetime, end: datetime) -> Iterator:
     """The device's events from `start` to `end`, ending connected and expected on."""
     status = "connected"
     profile = rng.choices(["solid", "shaky", "poor"], [0.7, 0.22, 0.08])[0]
     for at, kind, value in sorted(_happenings(device, rng, profile, start, end), key=_time):
+        if at >= end:
+            # An outage running past enrolment is cut short there: history never reaches now.
+            break
         if kind == "expected_off":
             yield expected_off_event(device.id, device.uid, value, reason="demo history", now=at)
         elif value != status:

@@ -13,15 +13,21 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 
 from fleet.alert_models import Incident
 from fleet.extensions import db
 from fleet.models import Device
 from fleet.services.availability.fold import Seconds
-from fleet.services.availability.windows import device_rows, seconds_of, stream, window_of
+from fleet.services.availability.windows import (
+    device_rows,
+    grouped_seconds,
+    seconds_of,
+    stream,
+    window_of,
+)
 
 SiteSort = Literal["worst", "name", "devices"]
 SITE_SORTS: tuple[str, ...] = ("worst", "name", "devices")
@@ -63,53 +69,64 @@ class SitesScreen:
 
 
 def sites_screen(q: str, sort: str, page: int, now: datetime) -> SitesScreen:
-    """One page of sites matching `q`, sorted (worst first by default), with their figures."""
-    lines = _day_lines(q, now)
+    """One page of sites matching `q`, sorted (worst first by default), with their figures.
+
+    1. Every matching site's devices per tier and its 24-hour seconds: grouped queries.
+    2. Sort and cut the page.
+    3. For the page's sites only: the 30-day seconds, the worst devices, the incidents.
+    """
+    lines = _site_lines(q, now)
     ordered = sorted(lines.values(), key=_sort_key(sort))
     pages = max(1, math.ceil(len(ordered) / SITES_PER_PAGE))
     page = min(max(1, page), pages)
     shown = ordered[(page - 1) * SITES_PER_PAGE : page * SITES_PER_PAGE]
-    _add_month(shown, now)
-    _add_incidents(shown)
+    if shown:
+        scope = _sites_scope([line.site for line in shown])
+        month = grouped_seconds(window_of("30d", now), SITE, scope)
+        for line in shown:
+            line.month = month.get(line.site, Seconds())
+        _add_worst(shown, scope, now)
+        _add_incidents(shown)
     return SitesScreen(shown, len(ordered), page, pages, SITES_PER_PAGE, sort, q, now)
 
 
-def _matching(q: str):
-    site = func.coalesce(Device.site, NO_SITE)
-    return site.ilike(f"%{_escape(q)}%", escape="\\") if q else None
+# A device without a site is listed under the empty name ("no site" on the page).
+SITE = func.coalesce(Device.site, NO_SITE)
+
+
+def _matching(q: str) -> Any:
+    return SITE.ilike(f"%{_escape(q)}%", escape="\\") if q else None
 
 
 def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _day_lines(q: str, now: datetime) -> dict[str, SiteLine]:
-    """Every matching site's tiers now and 24-hour seconds, and its worst devices by it."""
-    window = window_of("24h", now)
+def _sites_scope(names: list[str]) -> Any:
+    return SITE.in_(names)
+
+
+def _site_lines(q: str, now: datetime) -> dict[str, SiteLine]:
+    """Every matching site with its devices per tier now and its 24-hour seconds."""
+    scope = _matching(q)
+    query = select(
+        SITE.label("site"), Device.status, func.count(), func.count(Device.expected_off)
+    ).group_by(SITE, Device.status)
+    if scope is not None:
+        query = query.where(scope)
     lines: dict[str, SiteLine] = {}
-    worst: dict[str, list[tuple[float, WorstDevice]]] = defaultdict(list)
-    for row in stream(device_rows(window, _matching(q), with_outages=False), db.session):
-        name = row.site or NO_SITE
-        line = lines.setdefault(name, SiteLine(name))
-        seconds = seconds_of(row, window)
-        line.devices += 1
-        line.tiers[row.status] += 1
-        line.expected_off += row.expected_off is not None
-        line.day.merge(seconds)
-        availability = seconds.availability
-        worst[name].append(
-            (
-                1.0 if availability is None else availability,
-                WorstDevice(row.uid, row.status, availability),
-            )
-        )
-    for name, candidates in worst.items():
-        candidates.sort(key=lambda pair: (pair[0], pair[1].uid))
-        lines[name].worst = [device for score, device in candidates[:WORST_SHOWN] if score < 1.0]
+    for site, status, devices, expected_off in db.session.execute(query):
+        line = lines.setdefault(site, SiteLine(site))
+        line.devices += devices
+        line.tiers[status] += devices
+        line.expected_off += expected_off
+    day = grouped_seconds(window_of("24h", now), SITE, scope)
+    for site, line in lines.items():
+        line.day = day.get(site, Seconds())
     return lines
 
 
-def _sort_key(sort: str):
+def _sort_key(sort: str) -> Any:
     if sort == "name":
         return lambda line: (line.site == NO_SITE, line.site.lower())
     if sort == "devices":
@@ -122,17 +139,17 @@ def _sort_key(sort: str):
     )
 
 
-def _add_month(lines: list[SiteLine], now: datetime) -> None:
-    if not lines:
-        return
-    window = window_of("30d", now)
-    by_name = {line.site: line for line in lines}
-    names = [name for name in by_name if name != NO_SITE]
-    scope = Device.site.in_(names)
-    if NO_SITE in by_name:
-        scope = or_(scope, Device.site.is_(None), Device.site == NO_SITE)
+def _add_worst(lines: list[SiteLine], scope: Any, now: datetime) -> None:
+    """Each site's devices least available over 24 h (those below 100 %), worst first."""
+    window = window_of("24h", now)
+    candidates: dict[str, list[tuple[float, str, WorstDevice]]] = defaultdict(list)
     for row in stream(device_rows(window, scope, with_outages=False), db.session):
-        by_name[row.site or NO_SITE].month.merge(seconds_of(row, window))
+        availability = seconds_of(row, window).availability
+        if availability is not None and availability < 1.0:
+            worst = WorstDevice(row.uid, row.status, availability)
+            candidates[row.site or NO_SITE].append((availability, row.uid, worst))
+    for line in lines:
+        line.worst = [worst for *_, worst in sorted(candidates[line.site])[:WORST_SHOWN]]
 
 
 def _add_incidents(lines: list[SiteLine]) -> None:

@@ -11,17 +11,20 @@ segment from there on, in the state the tally recorded (the device's state now).
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, func, literal, or_, select
+from sqlalchemy import Float, Select, and_, bindparam, case, cast, func, literal, or_, select
 
 from fleet.availability_models import AvailabilityDay, AvailabilityHour, AvailabilityTally, Outage
 from fleet.errors import InvalidInput
+from fleet.extensions import db
 from fleet.models import Device
 from fleet.services.availability.fold import DAY, HOUR, Period, Seconds, State, period_start
+from fleet.timeutil import UTCDateTime
 
 WINDOWS = {"24h": 1, "7d": 7, "30d": 30, "90d": 90}
 MAX_REPORT_DAYS = 400
@@ -63,25 +66,35 @@ def date_window(first: date, last: date, now: datetime) -> Window:
     return Window(f"{first}..{last}", start, min(end, max(now, start)), "day")
 
 
-def rollup_sums(window: Window) -> Select:
-    """Seconds per device in the window's rollup buckets (a subquery to join on device id)."""
+def rollup_sums(window: Window, scope: Any = None, by: Any = None) -> Select:
+    """Seconds in the window's rollup buckets per device (or per `by`), for devices in `scope`.
+
+    The scope is applied inside the grouping, so a page of 50 sites sums their
+    devices' rows only, not the whole fleet's.
+    """
     model = AvailabilityHour if window.period == "hour" else AvailabilityDay
     key = model.hour if window.period == "hour" else model.day
     if window.period == "hour":
         lower, upper = window.start, window.end
     else:
         lower, upper = window.first_day, _first_day_from(window.end)
-    return (
+    group = model.device_id if by is None else by
+    query = (
         select(
-            model.device_id.label("device_id"),
+            group.label("device_id" if by is None else "key"),
             func.sum(model.connected_seconds).label("connected"),
             func.sum(model.temporarily_offline_seconds).label("temporarily_offline"),
             func.sum(model.disconnected_seconds).label("disconnected"),
             func.sum(model.off_hours_seconds).label("off_hours"),
         )
         .where(key >= lower, key < upper)
-        .group_by(model.device_id)
+        .group_by(group)
     )
+    if scope is not None or by is not None:
+        query = query.join(Device, Device.id == model.device_id)
+    if scope is not None:
+        query = query.where(scope)
+    return query
 
 
 def _first_day_from(at: datetime) -> date:
@@ -104,7 +117,7 @@ def outage_counts(window: Window) -> Select:
 
 def device_rows(window: Window, scope: Any = None, with_outages: bool = True) -> Select:
     """One row per device in `scope`: its rollup sums, tally and outage count in the window."""
-    sums = rollup_sums(window).subquery()
+    sums = rollup_sums(window, scope).subquery()
     columns = [
         Device.id,
         Device.uid,
@@ -152,6 +165,51 @@ def seconds_of(row: Any, window: Window) -> Seconds:
     if upper > lower:
         total.add(state.bucket, (upper - lower).total_seconds())
     return total
+
+
+def grouped_seconds(window: Window, by: Any, scope: Any = None) -> dict[Any, Seconds]:
+    """Seconds in the window per `by` (a device column, e.g. the site), summed in the database.
+
+    Two grouped queries: the rollups, and the open segments (each device's time
+    from its tally to the window's end, in its tally's state), whose length the
+    database computes; a page of 2,000 sites never brings 10,000 devices to Python.
+    """
+    totals: dict[Any, Seconds] = defaultdict(Seconds)
+    for row in db.session.execute(rollup_sums(window, scope, by)):
+        totals[row.key].merge(Seconds(row.connected, row.temporarily_offline, row.disconnected,
+                                      row.off_hours))  # fmt: skip
+    for row in db.session.execute(_open_segments(window, by, scope)):
+        if row.seconds and row.seconds > 0:
+            totals[row.key].add(row.bucket, row.seconds)
+    return dict(totals)
+
+
+def _open_segments(window: Window, by: Any, scope: Any) -> Select:
+    tallied = AvailabilityTally.device_id.is_not(None)
+    since = func.coalesce(AvailabilityTally.tallied_to, Device.created_at)
+    status = case((tallied, AvailabilityTally.status), else_=Device.status)
+    off = case((tallied, AvailabilityTally.expected_off), else_=Device.expected_off)
+    bucket = case((off.is_not(None), literal("off_hours")), else_=status)
+    seconds = _seconds_between(since, window)
+    query = (
+        select(
+            by.label("key"), bucket.label("bucket"), cast(func.sum(seconds), Float).label("seconds")
+        )
+        .outerjoin(AvailabilityTally, AvailabilityTally.device_id == Device.id)
+        .where(since < window.end)
+        .group_by(by, bucket)
+    )
+    return query if scope is None else query.where(scope)
+
+
+def _seconds_between(since: Any, window: Window) -> Any:
+    """Seconds from max(since, window start) to the window's end, in the database's arithmetic."""
+    start = bindparam("window_start", window.start, type_=UTCDateTime)
+    end = bindparam("window_end", window.end, type_=UTCDateTime)
+    if db.session.get_bind().dialect.name == "postgresql":
+        return func.extract("epoch", end - func.greatest(since, start))
+    # SQLite keeps times as ISO text, which orders like time and julianday() reads.
+    return (func.julianday(end) - func.julianday(func.max(since, start))) * 86400.0
 
 
 def open_segment(row: Any) -> tuple[State, datetime]:

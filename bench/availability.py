@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 
 from bench.seeding import migrated_app, postgres_database
 from fleet.extensions import db
@@ -54,6 +54,7 @@ from fleet.services.availability.tally import (
     advance,
 )
 from fleet.services.availability.windows import window_of
+from fleet.services.sweep import enforce_timeouts
 from fleet.timeutil import utcnow
 from fleet.tokens import hash_token
 
@@ -365,8 +366,40 @@ def run(url: str, args: argparse.Namespace) -> None:
         say(f"CSV of {lines - 1} devices, 30 days, streamed", csv_ms)
         figures = csv_memory(now)
         print("  " + "; ".join(f"{name} {value:.1f} MB" for name, value in figures.items()))
+        sweep_figures(args.runs, now)
         db.session.remove()
         db.engine.dispose()
+
+
+def sweep_figures(runs: int, now) -> None:
+    """What the tally adds to a sweep that disconnects every device: without it, then with it.
+
+    Last, because it leaves every device disconnected. The baseline stubs the
+    hook out here, in the benchmark only.
+    """
+    from fleet.services import events
+
+    hook = events._tally_availability
+    for name, stub in (
+        ("without the tally (hook stubbed)", lambda _events: None),
+        ("with the tally", hook),
+    ):
+        events._tally_availability = stub
+        times = []
+        for run in range(max(1, runs // 2)):
+            at = now + timedelta(minutes=10 * (run + 1) + (0 if stub is hook else 5))
+            db.session.execute(
+                update(Device).values(
+                    status="connected", offline_due_at=at - timedelta(seconds=2),
+                    disconnect_due_at=at - timedelta(seconds=1),
+                )
+            )  # fmt: skip
+            db.session.commit()
+            started = time.perf_counter()
+            report = enforce_timeouts(at)
+            times.append((time.perf_counter() - started) * 1000)
+        say(f"sweep disconnecting {report.transitions}, {name}", statistics.median(times))
+    events._tally_availability = hook
 
 
 def main() -> None:

@@ -11,13 +11,24 @@ segment from there on, in the state the tally recorded (the device's state now).
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Float, Select, and_, bindparam, case, cast, func, literal, or_, select
+from sqlalchemy import (
+    Float,
+    Select,
+    and_,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+    union_all,
+)
 
 from fleet.availability_models import AvailabilityDay, AvailabilityHour, AvailabilityTally, Outage
 from fleet.errors import InvalidInput
@@ -66,35 +77,36 @@ def date_window(first: date, last: date, now: datetime) -> Window:
     return Window(f"{first}..{last}", start, min(end, max(now, start)), "day")
 
 
-def rollup_sums(window: Window, scope: Any = None, by: Any = None) -> Select:
-    """Seconds in the window's rollup buckets per device (or per `by`), for devices in `scope`.
+def rollup_sums(window: Window, scope: Any = None) -> Select:
+    """Seconds per device in the window's rollup buckets, for the devices in `scope`.
 
     The scope is applied inside the grouping, so a page of 50 sites sums their
     devices' rows only, not the whole fleet's.
     """
     model = AvailabilityHour if window.period == "hour" else AvailabilityDay
     key = model.hour if window.period == "hour" else model.day
-    if window.period == "hour":
-        lower, upper = window.start, window.end
-    else:
-        lower, upper = window.first_day, _first_day_from(window.end)
-    group = model.device_id if by is None else by
+    lower, upper = _bounds(window)
     query = (
         select(
-            group.label("device_id" if by is None else "key"),
+            model.device_id.label("device_id"),
             func.sum(model.connected_seconds).label("connected"),
             func.sum(model.temporarily_offline_seconds).label("temporarily_offline"),
             func.sum(model.disconnected_seconds).label("disconnected"),
             func.sum(model.off_hours_seconds).label("off_hours"),
         )
         .where(key >= lower, key < upper)
-        .group_by(group)
+        .group_by(model.device_id)
     )
-    if scope is not None or by is not None:
-        query = query.join(Device, Device.id == model.device_id)
     if scope is not None:
-        query = query.where(scope)
+        query = query.join(Device, Device.id == model.device_id).where(scope)
     return query
+
+
+def _bounds(window: Window) -> tuple[Any, Any]:
+    """The window's rollup keys: hours from its start, or days from its first day."""
+    if window.period == "hour":
+        return window.start, window.end
+    return window.first_day, _first_day_from(window.end)
 
 
 def _first_day_from(at: datetime) -> date:
@@ -167,38 +179,78 @@ def seconds_of(row: Any, window: Window) -> Seconds:
     return total
 
 
-def grouped_seconds(window: Window, by: Any, scope: Any = None) -> dict[Any, Seconds]:
-    """Seconds in the window per `by` (a device column, e.g. the site), summed in the database.
+@dataclass
+class Group:
+    """A group of devices (a site, say): its seconds in a window and its devices per tier now."""
 
-    Two grouped queries: the rollups, and the open segments (each device's time
-    from its tally to the window's end, in its tally's state), whose length the
-    database computes; a page of 2,000 sites never brings 10,000 devices to Python.
+    seconds: Seconds = field(default_factory=Seconds)
+    devices: int = 0
+    tiers: dict[str, int] = field(default_factory=dict)
+    expected_off: int = 0
+
+
+GROUP_TIERS = ("connected", "temporarily_offline", "disconnected")
+
+
+def grouped(window: Window, by: Any, scope: Any = None) -> dict[Any, Group]:
+    """Seconds in the window and devices per tier per `by` (a device column, e.g. the site).
+
+    One query, summed in the database: the rollup rows of the window, and each
+    device's open segment (from its tally to the window's end, in its tally's
+    state) whose length the database computes; 2,000 sites come back as 2,000
+    rows, never 10,000 devices.
     """
-    totals: dict[Any, Seconds] = defaultdict(Seconds)
-    for row in db.session.execute(rollup_sums(window, scope, by)):
-        totals[row.key].merge(Seconds(row.connected, row.temporarily_offline, row.disconnected,
-                                      row.off_hours))  # fmt: skip
-    for row in db.session.execute(_open_segments(window, by, scope)):
-        if row.seconds and row.seconds > 0:
-            totals[row.key].add(row.bucket, row.seconds)
-    return dict(totals)
+    both = union_all(_rollup_branch(window, by, scope), _open_branch(window, by, scope)).subquery()
+    counts = ("devices", *(f"n_{tier}" for tier in GROUP_TIERS), "off")
+    sums = [func.sum(both.c[name]) for name in (*BUCKET_NAMES, *counts)]
+    rows = db.session.execute(select(both.c.key, *sums).group_by(both.c.key))
+    groups = {}
+    for key, *values in rows:
+        seconds = Seconds(*(float(v or 0) for v in values[:4]))
+        tiers = dict(zip(GROUP_TIERS, (int(v or 0) for v in values[5:8]), strict=True))
+        groups[key] = Group(seconds, int(values[4] or 0), tiers, int(values[8] or 0))
+    return groups
 
 
-def _open_segments(window: Window, by: Any, scope: Any) -> Select:
+BUCKET_NAMES = ("connected", "temporarily_offline", "disconnected", "off_hours")
+
+
+def _rollup_branch(window: Window, by: Any, scope: Any) -> Select:
+    model = AvailabilityHour if window.period == "hour" else AvailabilityDay
+    key = model.hour if window.period == "hour" else model.day
+    lower, upper = _bounds(window)
+    zero = literal(0)
+    query = (
+        select(
+            by.label("key"),
+            *(cast(getattr(model, f"{name}_seconds"), Float).label(name) for name in BUCKET_NAMES),
+            *(zero.label(name) for name in ("devices", *(f"n_{t}" for t in GROUP_TIERS), "off")),
+        )
+        .join(Device, Device.id == model.device_id)
+        .where(key >= lower, key < upper)
+    )
+    return query if scope is None else query.where(scope)
+
+
+def _open_branch(window: Window, by: Any, scope: Any) -> Select:
     tallied = AvailabilityTally.device_id.is_not(None)
     since = func.coalesce(AvailabilityTally.tallied_to, Device.created_at)
     status = case((tallied, AvailabilityTally.status), else_=Device.status)
     off = case((tallied, AvailabilityTally.expected_off), else_=Device.expected_off)
     bucket = case((off.is_not(None), literal("off_hours")), else_=status)
-    seconds = _seconds_between(since, window)
-    query = (
-        select(
-            by.label("key"), bucket.label("bucket"), cast(func.sum(seconds), Float).label("seconds")
-        )
-        .outerjoin(AvailabilityTally, AvailabilityTally.device_id == Device.id)
-        .where(since < window.end)
-        .group_by(by, bucket)
-    )
+    seconds = cast(_seconds_between(since, window), Float)
+    zero = cast(literal(0), Float)
+
+    def counted(condition: Any) -> Any:
+        return case((condition, literal(1)), else_=literal(0))
+
+    query = select(
+        by.label("key"),
+        *(case((bucket == name, seconds), else_=zero).label(name) for name in BUCKET_NAMES),
+        literal(1).label("devices"),
+        *(counted(Device.status == tier).label(f"n_{tier}") for tier in GROUP_TIERS),
+        counted(Device.expected_off.is_not(None)).label("off"),
+    ).outerjoin(AvailabilityTally, AvailabilityTally.device_id == Device.id)
     return query if scope is None else query.where(scope)
 
 
@@ -206,10 +258,11 @@ def _seconds_between(since: Any, window: Window) -> Any:
     """Seconds from max(since, window start) to the window's end, in the database's arithmetic."""
     start = bindparam("window_start", window.start, type_=UTCDateTime)
     end = bindparam("window_end", window.end, type_=UTCDateTime)
+    # Never negative: a device enrolled (or tallied) after the window's end has no open time.
     if db.session.get_bind().dialect.name == "postgresql":
-        return func.extract("epoch", end - func.greatest(since, start))
+        return func.greatest(0, func.extract("epoch", end - func.greatest(since, start)))
     # SQLite keeps times as ISO text, which orders like time and julianday() reads.
-    return (func.julianday(end) - func.julianday(func.max(since, start))) * 86400.0
+    return func.max(0, (func.julianday(end) - func.julianday(func.max(since, start))) * 86400.0)
 
 
 def open_segment(row: Any) -> tuple[State, datetime]:

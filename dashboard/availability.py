@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any
 
-from flask import Response, g, render_template, request, stream_with_context
+from flask import g, render_template, request
 
+from api.reports import csv_response
 from dashboard import bp
 from dashboard.params import page_number
 from fleet.services.availability import bars, reports, sites
@@ -74,14 +74,6 @@ def reports_page():
     )
 
 
-def _csv(lines: Any, filename: str) -> Response:
-    return Response(
-        stream_with_context(lines),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
-
-
 @bp.get("/reports/availability.csv")
 def availability_csv():
     now = utcnow()
@@ -89,14 +81,16 @@ def availability_csv():
     by = request.args.get("by", "device")
     by = by if by in GROUPINGS else "device"
     lines = reports.availability_csv(first, last, by, now, _site())
-    return _csv(lines, f"availability-{by}-{first}-{last}.csv")
+    return csv_response(lines, f"availability-{by}-{first}-{last}.csv")
 
 
 @bp.get("/reports/outages.csv")
 def outages_csv():
     now = utcnow()
     first, last, _ = _range(now)
-    return _csv(reports.outages_csv(first, last, now, _site()), f"outages-{first}-{last}.csv")
+    return csv_response(
+        reports.outages_csv(first, last, now, _site()), f"outages-{first}-{last}.csv"
+    )
 
 
 @bp.app_template_global("preload_grid_bars")

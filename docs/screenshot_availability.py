@@ -12,17 +12,12 @@ device is the worst one of the worst site, so its bars have something to show.
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
 
 from playwright.sync_api import Page, sync_playwright
 
-from tests.servers import CHROMIUM, CHROMIUM_ARGS, free_port
+from docs.screenshot import live_demo
+from tests.servers import CHROMIUM, CHROMIUM_ARGS
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -63,24 +58,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--wait", type=int, default=60, help="seconds of simulated fleet first")
     args = parser.parse_args()
-    port = free_port()
-    with tempfile.TemporaryDirectory() as scratch:
-        env = {
-            **os.environ,
-            "PORT": str(port),
-            "DEMO": "1",
-            "DATABASE_URL": f"sqlite:///{scratch}/demo.sqlite3",
-            "RUN_LOG_DIR": scratch,
-        }
-        launcher = subprocess.Popen(
-            [sys.executable, "-m", "fleet.devserver"], cwd=ROOT, env=env, start_new_session=True
-        )
-        try:
-            time.sleep(args.wait)
-            written = shoot(f"http://127.0.0.1:{port}")
-        finally:
-            os.killpg(launcher.pid, signal.SIGINT)
-            launcher.wait(timeout=30)
+    with live_demo(args.wait) as url:
+        written = shoot(url)
     print("wrote " + ", ".join(str(path.relative_to(ROOT)) for path in written))
 
 

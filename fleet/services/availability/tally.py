@@ -166,29 +166,25 @@ def save(writes: Writes) -> None:
     """Write the batch: two rollup upserts, the tallies, the outages."""
     _add_seconds(AvailabilityDay, "day", {(d, b.date()): s for (d, b), s in writes.days.items()})
     _add_seconds(AvailabilityHour, "hour", writes.hours)
-    tally = AvailabilityTally.__table__
-    db.session.execute(
-        update(tally)
-        .where(tally.c.device_id == bindparam("d"))
-        .values(
-            tallied_to=bindparam("t"),
-            status=bindparam("st"),
-            expected_off=bindparam("eo"),
-            outage_since=bindparam("os"),
-        ),
-        [
-            {
-                "d": t.device_id,
-                "t": t.tallied_to,
-                "st": t.state.status,
-                "eo": t.state.expected_off,
-                "os": t.outage_since,
-            }
-            for t in writes.tallies
-        ],
-    )
+    _move_tallies(writes.tallies)
     insert_ignoring(Outage, writes.opened, conflict=["device_id", "started_at"])
     _close_outages(writes.closed)
+
+
+def _move_tallies(tallies: list[Tally]) -> None:
+    """Move the (locked, existing) tallies on: an upsert, which the driver sends in a few
+    multi-row statements, where an UPDATE per device would be one round trip each."""
+    if not tallies:
+        return
+    table = AvailabilityTally.__table__
+    statement = _dialect().insert(table)
+    moved = ("tallied_to", "status", "expected_off", "outage_since")
+    db.session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["device_id"], set_={name: statement.excluded[name] for name in moved}
+        ),
+        [tally_row(t) for t in tallies],
+    )
 
 
 def _close_outages(closed: list[dict[str, Any]]) -> None:

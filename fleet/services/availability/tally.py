@@ -203,6 +203,9 @@ def _add_seconds(model: type, key: str, totals: dict[tuple[int, Any], Seconds]) 
     """Add the seconds to the rollup rows, creating those that do not exist yet."""
     if not totals:
         return
+    if len(totals) >= COPY_AT_LEAST and db.session.get_bind().dialect.name == "postgresql":
+        _copy_seconds(model.__table__, key, totals)
+        return
     rows = [_seconds_row(device_id, key, bucket, s) for (device_id, bucket), s in totals.items()]
     table = model.__table__
     statement = _dialect().insert(table)
@@ -216,6 +219,30 @@ def _add_seconds(model: type, key: str, totals: dict[tuple[int, Any], Seconds]) 
 
 
 SECONDS_COLUMNS = (*(f"{name}_seconds" for name in BUCKETS), "expected_on_seconds")
+# A sweep after an outage adds seconds for thousands of devices at once: COPY them
+# into a temporary table and upsert from it, as the events themselves are COPYed.
+COPY_AT_LEAST = 50
+
+
+def _copy_seconds(table: Any, key: str, totals: dict[tuple[int, Any], Seconds]) -> None:
+    staging = f"staging_{table.name}"
+    columns = ", ".join(("device_id", key, *SECONDS_COLUMNS))
+    added = ", ".join(f"{c} = {table.name}.{c} + excluded.{c}" for c in SECONDS_COLUMNS)
+    cursor = db.session.connection().connection.dbapi_connection.cursor()
+    with cursor:
+        # Per connection and emptied after use: the statement below reads only this batch.
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {table.name}) ON COMMIT DELETE ROWS"
+        )
+        with cursor.copy(f"COPY {staging} ({columns}) FROM STDIN") as copy:
+            for (device_id, bucket), seconds in totals.items():
+                values = seconds.as_dict()
+                copy.write_row((device_id, bucket, *values.values(), seconds.expected_on))
+        cursor.execute(
+            f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {staging} "
+            f"ON CONFLICT (device_id, {key}) DO UPDATE SET {added}"
+        )
+        cursor.execute(f"DELETE FROM {staging}")
 
 
 def _seconds_row(device_id: int, key: str, bucket: Any, seconds: Seconds) -> dict[str, Any]:

@@ -211,6 +211,11 @@ def _responses(operation: Operation, refs: dict[Any, dict[str, Any]]) -> dict[st
     if operation.response is not None:
         schema = refs[(operation.response, "serialization")]
         success["content"] = {"application/json": {"schema": schema}}
+    if operation.csv is not None:
+        success.setdefault("content", {})["text/csv"] = {
+            "schema": {"type": "string", "description": "First line: " + ",".join(operation.csv)},
+            "example": ",".join(operation.csv) + "\n",
+        }
     responses = {str(operation.status): success}
     # Any endpoint answers 400 to a NUL character in its URL (api.errors.refuse_nul_characters).
     for status in sorted({400, *operation.errors}):

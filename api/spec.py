@@ -25,6 +25,8 @@ class Operation:
     # "device", "enrollment", "service:<scope>" or None for public endpoints.
     auth: str | None = None
     errors: tuple[int, ...] = ()
+    # With format=csv the endpoint answers text/csv whose first line names these columns.
+    csv: tuple[str, ...] | None = None
 
 
 def describe(summary: str, **fields: Any) -> Callable[[View], View]:

@@ -18,6 +18,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
@@ -47,10 +49,9 @@ def shoot(url: str, path: Path, phone_path: Path) -> None:
         browser.close()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--wait", type=int, default=100, help="seconds of simulated fleet first")
-    args = parser.parse_args()
+@contextmanager
+def live_demo(wait: int) -> Iterator[str]:
+    """`make run`'s launcher on a free port with a scratch database, `wait` seconds in: its URL."""
     port = free_port()
     with tempfile.TemporaryDirectory() as scratch:
         env = {
@@ -64,12 +65,20 @@ def main() -> None:
             [sys.executable, "-m", "fleet.devserver"], cwd=ROOT, env=env, start_new_session=True
         )
         try:
-            time.sleep(args.wait)
-            docs = ROOT / "docs"
-            shoot(f"http://127.0.0.1:{port}", docs / "fleet.png", docs / "fleet-phone.png")
+            time.sleep(wait)
+            yield f"http://127.0.0.1:{port}"
         finally:
             os.killpg(launcher.pid, signal.SIGINT)
             launcher.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--wait", type=int, default=100, help="seconds of simulated fleet first")
+    args = parser.parse_args()
+    with live_demo(args.wait) as url:
+        docs = ROOT / "docs"
+        shoot(url, docs / "fleet.png", docs / "fleet-phone.png")
     print(f"wrote {ROOT / 'docs' / 'fleet.png'} and fleet-phone.png")
 
 

@@ -176,6 +176,7 @@ def load_config(env: Mapping[str, str], instance_path: str) -> dict[str, Any]:
         # of their own (pydantic's is 255), and a stored value past them breaks reads.
         "EXTRA_MAX_DEPTH": env_int(env, "EXTRA_MAX_DEPTH", 10, minimum=1),
         **alert_settings(env),
+        **availability_settings(env),
     }
 
 
@@ -280,6 +281,15 @@ def env_kinds(env: Mapping[str, str]) -> tuple[str, ...]:
             f"choose from {', '.join(COMMAND_KIND_NAMES)}"
         )
     return kinds
+
+
+def availability_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """How long history is kept, and how often it is pruned (docs/availability.md)."""
+    return {
+        "EVENT_RETENTION_DAYS": env_int(env, "EVENT_RETENTION_DAYS", 93, minimum=2),
+        "ROLLUP_RETENTION_DAYS": env_int(env, "ROLLUP_RETENTION_DAYS", 400, minimum=2),
+        "PRUNE_INTERVAL_SECONDS": env_int(env, "PRUNE_INTERVAL_SECONDS", 3600, minimum=10),
+    }
 
 
 def alert_settings(env: Mapping[str, str]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -266,6 +267,7 @@ def serve(settings: RunSettings, env: Mapping[str, str], children: list[subproce
         simulator_log = settings.log_dir / "simulator.log"
         children.append(start_logged(simulator_command(settings), env, simulator_log))
         logs[children[-1].pid] = simulator_log
+        backfill_history(env, settings.log_dir / "demo-history.log")
     say(banner(settings, admin))
     return watch(children, logs)
 
@@ -289,6 +291,30 @@ def simulator_command(settings: RunSettings) -> list[str]:
         "--seed", settings.seed,
         "--site-outage", demo_alerts.SITE_OUTAGE,
     ]  # fmt: skip
+
+
+# The simulator enrols its fleet within seconds; a second pass catches the stragglers
+# (a device given its history is no longer "enrolled within the last day").
+HISTORY_PASSES = (8.0, 30.0)
+
+
+def backfill_history(env: Mapping[str, str], log: Path) -> threading.Thread:
+    """A week of made-up history for the demo devices once they have enrolled, in the background."""
+
+    def run() -> None:
+        waited = 0.0
+        for at in HISTORY_PASSES:
+            time.sleep(at - waited)
+            waited = at
+            with log.open("a") as out:
+                subprocess.run(
+                    flask_command("reports", "demo-history", "--days", "7"),
+                    env=dict(env), stdout=out, stderr=subprocess.STDOUT, check=False,
+                )  # fmt: skip
+
+    thread = threading.Thread(target=run, name="demo-history", daemon=True)
+    thread.start()
+    return thread
 
 
 def _interrupt(_signum: int, _frame: object) -> None:

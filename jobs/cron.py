@@ -11,7 +11,7 @@ from rq import cron
 
 from fleet.config import env_int
 from jobs import QUEUE
-from jobs.tasks import deliver_alerts, sweep_timeouts
+from jobs.tasks import deliver_alerts, prune_history, sweep_timeouts
 
 cron.register(
     sweep_timeouts,
@@ -32,4 +32,13 @@ cron.register(
     job_timeout=100,
     result_ttl=600,
     name="alert-delivery",
+)
+
+cron.register(
+    prune_history,
+    queue_name=QUEUE,
+    interval=env_int(os.environ, "PRUNE_INTERVAL_SECONDS", 3600, minimum=10),
+    job_timeout=600,
+    result_ttl=86_400,
+    name="history-pruning",
 )

@@ -1,4 +1,4 @@
-"""The in-process loops for the embedded default (no Redis): the sweep and the alerts' delivery.
+"""The in-process loops for the embedded default (no Redis): the sweep, pruning, the delivery.
 
 They start with the first request a server process handles, so `flask run`
 alone gives a working system. Several processes may each run them: the
@@ -17,6 +17,7 @@ import structlog
 from flask import Flask
 
 from fleet.services.alerts.service import run_alerts
+from fleet.services.availability.rebuild import prune_history
 from fleet.services.sweep import run_sweep
 from fleet.timeutil import utcnow
 from jobs.bulk import resume_stalled
@@ -73,7 +74,16 @@ def delivery(app: Flask) -> EmbeddedLoop:
     return EmbeddedLoop(app, "delivery", app.config["ALERT_DELIVERY_INTERVAL_SECONDS"], run_alerts)
 
 
-LOOPS = {"pulseboard_sweeper": sweeper, "pulseboard_delivery": delivery}
+def pruner(app: Flask) -> EmbeddedLoop:
+    """Old events, rollups and outages pruned every PRUNE_INTERVAL_SECONDS."""
+    return EmbeddedLoop(app, "prune", app.config["PRUNE_INTERVAL_SECONDS"], prune_history)
+
+
+LOOPS = {
+    "pulseboard_sweeper": sweeper,
+    "pulseboard_pruner": pruner,
+    "pulseboard_delivery": delivery,
+}
 
 
 def install(app: Flask) -> None:

@@ -8,6 +8,7 @@ from flask import Flask, current_app, has_app_context
 
 from fleet.services import bulk
 from fleet.services.alerts.service import run_alerts
+from fleet.services.availability import rebuild
 from fleet.services.sweep import run_sweep
 from fleet.timeutil import utcnow
 from jobs.bulk import resume_stalled
@@ -43,6 +44,13 @@ def run_bulk_action(action_id: int) -> dict[str, Any]:
     with app.app_context():
         action = bulk.run_bulk_action(action_id, utcnow())
         return {"action": action.id, "done": action.done, "state": action.state}
+
+
+def prune_history() -> dict[str, Any]:
+    """Raw events, rollups and outages past their retention, deleted in batches."""
+    app = _job_app()
+    with app.app_context():
+        return rebuild.prune_history(utcnow()).summary()
 
 
 def deliver_alerts() -> dict[str, Any]:

@@ -3,7 +3,9 @@ import logging
 from alembic import context
 from flask import current_app
 
-import fleet.alert_models  # noqa: F401  (the alerts' tables live apart from fleet.models)
+# The alerts' and availability's tables live apart from fleet.models.
+import fleet.alert_models
+import fleet.availability_models  # noqa: F401
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.

@@ -11,6 +11,7 @@ def register_cli(app: Flask) -> None:
     from fleet.commands.devices import devices_cli
     from fleet.commands.doctor import doctor_command
     from fleet.commands.jobs import jobs_cli
+    from fleet.commands.reports import reports_cli
     from fleet.commands.tokens import tokens_cli
     from fleet.commands.users import users_cli
     from fleet.schema import db_cli
@@ -21,5 +22,6 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(devices_cli)
     app.cli.add_command(doctor_command)
     app.cli.add_command(jobs_cli)
+    app.cli.add_command(reports_cli)
     app.cli.add_command(tokens_cli)
     app.cli.add_command(users_cli)

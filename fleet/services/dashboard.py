@@ -16,6 +16,7 @@ from fleet.errors import InvalidInput
 from fleet.extensions import db
 from fleet.models import BulkAction, Device, DeviceCommand
 from fleet.services import bulk, commands, device_state, history, queries, reconnects
+from fleet.services.availability import bars
 from fleet.services.commands import CommandPanel, command_panel
 from fleet.services.queries import DeviceFilter, DevicePage, FlapSettings
 
@@ -197,6 +198,7 @@ class DeviceScreen:
     events: history.EventPage
     now: datetime
     commands: CommandPanel
+    availability: bars.DeviceBars
 
 
 def device_summary(uid: str, now: datetime) -> DeviceSummary:
@@ -233,4 +235,5 @@ def device_screen(
         events=history.list_events(history.EventFilter(uid=uid, page=events_page, per_page=20)),
         now=now,
         commands=command_panel(uid),
+        availability=bars.device_bars(device.id, now),
     )

@@ -152,6 +152,7 @@ def record_events(events: list[Event]) -> None:
         # Core executemany: faster than the ORM bulk path, RETURNING-driven
         # insertmanyvalues, or multi-row VALUES (docs/benchmarks.md, Timeout sweep).
         connection.execute(insert(DeviceEvent.__table__), [event.row() for event in events])
+    _tally_availability(events)
     db.session.info.setdefault(_UNLOGGED, []).extend(events)
 
 
@@ -160,6 +161,13 @@ def _evaluate_alerts(events: list[Event]) -> list[Event]:
     from fleet.services.alerts.evaluate import evaluate_in_transaction
 
     return evaluate_in_transaction(events)
+
+
+def _tally_availability(events: list[Event]) -> None:
+    # Imported here, like the alerts: the rollups read devices and belong to their own package.
+    from fleet.services.availability.tally import tally_events
+
+    tally_events(events)
 
 
 # A sweep after an outage writes thousands of events at once; PostgreSQL's COPY

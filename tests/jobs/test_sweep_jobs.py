@@ -153,9 +153,13 @@ class TestWithRedis:
             process.terminate()
             process.wait(timeout=10)
         names = {job.func_name for job in queue.get_jobs()}
-        # The one schedule holds the sweep and the alerts' delivery round.
+        # The one schedule holds the sweep, the alerts' delivery round and history pruning.
         assert "jobs.tasks.sweep_timeouts" in names
-        assert names <= {"jobs.tasks.sweep_timeouts", "jobs.tasks.deliver_alerts"}
+        assert names <= {
+            "jobs.tasks.sweep_timeouts",
+            "jobs.tasks.deliver_alerts",
+            "jobs.tasks.prune_history",
+        }
 
 
 def test_the_worker_command_refuses_to_start_without_redis(tmp_path):

@@ -1,0 +1,164 @@
+"""The Sites page: every site's tiers now, its availability over 24 h and 30 days, its worst
+devices and open incidents; searchable, sortable worst first, paginated for thousands of sites.
+
+The figures come from the rollups as everywhere else. Sorting worst first needs
+every site's 24-hour availability, which is one grouped query over the hour
+rollups (at most 24 rows a device) plus the open segments; the 30-day figure,
+worst devices and incidents are read for the page's sites only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import func, or_, select
+
+from fleet.alert_models import Incident
+from fleet.extensions import db
+from fleet.models import Device
+from fleet.services.availability.fold import Seconds
+from fleet.services.availability.windows import (
+    device_rows,
+    grouped,
+    seconds_of,
+    stream,
+    window_of,
+)
+
+SiteSort = Literal["worst", "name", "devices"]
+SITE_SORTS: tuple[str, ...] = ("worst", "name", "devices")
+SITES_PER_PAGE = 50
+WORST_SHOWN = 3
+FIRING = ("open", "acknowledged")
+NO_SITE = ""
+
+
+@dataclass
+class WorstDevice:
+    uid: str
+    status: str
+    availability: float | None
+
+
+@dataclass
+class SiteLine:
+    site: str
+    devices: int = 0
+    expected_off: int = 0
+    day: Seconds = field(default_factory=Seconds)
+    tiers: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    month: Seconds = field(default_factory=Seconds)
+    worst: list[WorstDevice] = field(default_factory=list)
+    incidents: int = 0
+
+
+@dataclass(frozen=True)
+class SitesScreen:
+    sites: list[SiteLine]
+    total: int
+    page: int
+    pages: int
+    per_page: int
+    sort: str
+    q: str
+    now: datetime
+
+
+def sites_screen(q: str, sort: str, page: int, now: datetime) -> SitesScreen:
+    """One page of sites matching `q`, sorted (worst first by default), with their figures.
+
+    1. Every matching site's devices per tier and its 24-hour seconds: grouped queries.
+    2. Sort and cut the page.
+    3. For the page's sites only: the 30-day seconds, the worst devices, the incidents.
+    """
+    lines = _site_lines(q, now)
+    ordered = sorted(lines.values(), key=_sort_key(sort))
+    pages = max(1, math.ceil(len(ordered) / SITES_PER_PAGE))
+    page = min(max(1, page), pages)
+    shown = ordered[(page - 1) * SITES_PER_PAGE : page * SITES_PER_PAGE]
+    if shown:
+        scope = _sites_scope([line.site for line in shown])
+        month = grouped(window_of("30d", now), SITE, scope)
+        for line in shown:
+            line.month = month[line.site].seconds if line.site in month else Seconds()
+        _add_worst(shown, scope, now)
+        _add_incidents(shown)
+    return SitesScreen(shown, len(ordered), page, pages, SITES_PER_PAGE, sort, q, now)
+
+
+# A device without a site is listed under the empty name ("no site" on the page).
+SITE = func.coalesce(Device.site, NO_SITE)
+
+
+def _matching(q: str) -> Any:
+    return SITE.ilike(f"%{_escape(q)}%", escape="\\") if q else None
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _sites_scope(names: list[str]) -> Any:
+    # On the column itself, not SITE: the site index serves it and the planner's
+    # estimate stays right, so it walks the page's devices' rollups by key.
+    scope = Device.site.in_([name for name in names if name != NO_SITE])
+    return or_(scope, Device.site.is_(None), Device.site == NO_SITE) if NO_SITE in names else scope
+
+
+def _site_lines(q: str, now: datetime) -> dict[str, SiteLine]:
+    """Every matching site with its devices per tier now and its 24-hour seconds: one query."""
+    lines = {}
+    for site, group in grouped(window_of("24h", now), SITE, _matching(q)).items():
+        if group.devices:
+            line = SiteLine(site, group.devices, group.expected_off, group.seconds)
+            line.tiers.update(group.tiers)
+            lines[site] = line
+    return lines
+
+
+def _sort_key(sort: str) -> Any:
+    if sort == "name":
+        return lambda line: (line.site == NO_SITE, line.site.lower())
+    if sort == "devices":
+        return lambda line: (-line.devices, line.site.lower())
+    # Worst first: lowest availability over 24 h, then most disconnected now.
+    return lambda line: (
+        2.0 if line.day.availability is None else line.day.availability,
+        -line.tiers.get("disconnected", 0),
+        line.site.lower(),
+    )
+
+
+def _add_worst(lines: list[SiteLine], scope: Any, now: datetime) -> None:
+    """Each site's devices least available over 24 h (those below 100 %), worst first."""
+    window = window_of("24h", now)
+    candidates: dict[str, list[tuple[float, str, WorstDevice]]] = defaultdict(list)
+    for row in stream(device_rows(window, scope, with_outages=False), db.session):
+        availability = seconds_of(row, window).availability
+        if availability is not None and availability < 1.0:
+            worst = WorstDevice(row.uid, row.status, availability)
+            candidates[row.site or NO_SITE].append((availability, row.uid, worst))
+    for line in lines:
+        line.worst = [worst for *_, worst in sorted(candidates[line.site])[:WORST_SHOWN]]
+
+
+def _add_incidents(lines: list[SiteLine]) -> None:
+    """Open and acknowledged incidents per site: site incidents and device ones not folded in."""
+    if not lines:
+        return
+    site = func.coalesce(Incident.site, Device.site, NO_SITE)
+    rows = db.session.execute(
+        select(site.label("site"), func.count())
+        .select_from(Incident)
+        .outerjoin(Device, Device.id == Incident.device_id)
+        .where(Incident.state.in_(FIRING), Incident.parent_id.is_(None))
+        .where(site.in_([line.site for line in lines]))
+        .group_by(site)
+    ).all()
+    counts = dict(rows)
+    for line in lines:
+        line.incidents = counts.get(line.site, 0)

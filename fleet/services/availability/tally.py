@@ -1,0 +1,285 @@
+"""The rollups kept in step with the events, in the transaction that records them.
+
+`tally_events` is called by `fleet.services.events.record_events` with every
+batch of events. For the devices whose status or expected-off state changed it:
+1. locks their tally rows (creating the missing ones at the device's enrolment),
+   so two transactions of one device fold their events one after the other;
+2. folds the new events from each tally's state and `tallied_to`;
+3. adds the seconds to the day and hour rollups with one upsert each, moves the
+   tallies on, and opens or closes outages.
+A sweep of 10,000 changes is therefore a handful of statements, not 10,000.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from fleet.availability_models import (
+    AvailabilityDay,
+    AvailabilityHour,
+    AvailabilityTally,
+    Outage,
+)
+from fleet.extensions import db
+from fleet.models import Device
+from fleet.services.availability.fold import (
+    BUCKETS,
+    FOLDED_KINDS,
+    Change,
+    Seconds,
+    State,
+    bucketed,
+    change_of,
+    initial_status,
+    segments,
+)
+
+# The hour rollups serve the 24 h figures and bars only, and are pruned after this.
+HOURLY_KEEP = timedelta(hours=48)
+UNKNOWN_START = "not connected since it was added"
+
+
+@dataclass
+class Tally:
+    device_id: int
+    tallied_to: datetime
+    state: State
+    outage_since: datetime | None
+
+
+@dataclass
+class Writes:
+    """What one batch adds: seconds per (device, bucket), tallies moved, outages."""
+
+    days: dict[tuple[int, datetime], Seconds]
+    hours: dict[tuple[int, datetime], Seconds]
+    tallies: list[Tally]
+    opened: list[dict[str, Any]]
+    closed: list[dict[str, Any]]
+
+    @classmethod
+    def empty(cls) -> Writes:
+        return cls(defaultdict(Seconds), defaultdict(Seconds), [], [], [])
+
+
+def tally_events(events: Iterable[Any]) -> None:
+    """Fold the batch's status and expected-off events into the rollups, in this transaction."""
+    changes: dict[int, list[Any]] = defaultdict(list)
+    for event in events:
+        if event.kind in FOLDED_KINDS:
+            changes[event.device_id].append(event)
+    if not changes:
+        return
+    tallies = lock_tallies(changes)
+    writes = Writes.empty()
+    for device_id, device_events in changes.items():
+        ordered = sorted((change_of(e) for e in device_events), key=lambda c: c.at)
+        advance(tallies[device_id], ordered, writes)
+    save(writes)
+
+
+def lock_tallies(changes: dict[int, list[Any]]) -> dict[int, Tally]:
+    """The tallies of these devices, locked; a device's first one starts at its enrolment."""
+    ids = sorted(changes)
+    found = locked_tallies(ids)
+    missing = [device_id for device_id in ids if device_id not in found]
+    if missing:
+        _create(missing, changes)
+        found.update(locked_tallies(missing))
+    return found
+
+
+def locked_tallies(ids: list[int]) -> dict[int, Tally]:
+    # In id order, so two batches that share devices lock them in the same order.
+    query = (
+        select(AvailabilityTally)
+        .where(AvailabilityTally.device_id.in_(ids))
+        .order_by(AvailabilityTally.device_id)
+        .with_for_update()
+    )
+    rows = db.session.execute(query.execution_options(populate_existing=True)).scalars()
+    return {
+        row.device_id: Tally(
+            row.device_id, row.tallied_to, State(row.status, row.expected_off), row.outage_since
+        )
+        for row in rows
+    }
+
+
+def _create(ids: list[int], changes: dict[int, list[Any]]) -> None:
+    """Tallies for devices folded for the first time: at enrolment, in the first event's status.
+
+    A device with no status event yet has been in its current status since it
+    was added (every status change writes one), so that is the fallback.
+    """
+    devices = db.session.execute(
+        select(Device.id, Device.created_at, Device.status).where(Device.id.in_(ids))
+    ).all()
+    rows, outages = [], []
+    for device in devices:
+        ordered = sorted((change_of(e) for e in changes[device.id]), key=lambda c: c.at)
+        state = State(initial_status(ordered, device.status))
+        since = device.created_at if state.down else None
+        rows.append(tally_row(Tally(device.id, device.created_at, state, since)))
+        if since is not None:
+            outages.append(outage_row(device.id, since, state.status, UNKNOWN_START))
+    insert_ignoring(AvailabilityTally, rows, conflict=["device_id"])
+    insert_ignoring(Outage, outages, conflict=["device_id", "started_at"])
+
+
+def advance(tally: Tally, changes: list[Change], writes: Writes) -> None:
+    """Fold `changes` from the tally: seconds into `writes`, outages opened and closed."""
+    fold = segments(tally.state, tally.tallied_to, changes)
+    hour_floor = (changes[-1].at if changes else tally.tallied_to) - HOURLY_KEEP
+    for bucket, seconds in bucketed(fold.segments, "day").items():
+        writes.days[(tally.device_id, bucket)].merge(seconds)
+    for bucket, seconds in bucketed(fold.segments, "hour", since=hour_floor).items():
+        writes.hours[(tally.device_id, bucket)].merge(seconds)
+    _outages(tally, changes, writes)
+    writes.tallies.append(Tally(tally.device_id, fold.cursor, fold.state, tally.outage_since))
+
+
+def _outages(tally: Tally, changes: list[Change], writes: Writes) -> None:
+    state, cursor, since = tally.state, tally.tallied_to, tally.outage_since
+    for change in changes:
+        at = max(change.at, cursor)
+        after = change.apply(state)
+        if since is None and after.down:
+            since = at
+            writes.opened.append(outage_row(tally.device_id, at, after.status, change.reason))
+        elif since is not None and not after.down:
+            ended_by = after.expected_off or "connected"
+            writes.closed.append({"d": tally.device_id, "s": since, "e": at, "by": ended_by})
+            since = None
+        state, cursor = after, at
+    tally.outage_since = since
+
+
+def save(writes: Writes) -> None:
+    """Write the batch: two rollup upserts, the tallies, the outages."""
+    _add_seconds(AvailabilityDay, "day", {(d, b.date()): s for (d, b), s in writes.days.items()})
+    _add_seconds(AvailabilityHour, "hour", writes.hours)
+    _move_tallies(writes.tallies)
+    insert_ignoring(Outage, writes.opened, conflict=["device_id", "started_at"])
+    _close_outages(writes.closed)
+
+
+def _move_tallies(tallies: list[Tally]) -> None:
+    """Move the (locked, existing) tallies on: an upsert, which the driver sends in a few
+    multi-row statements, where an UPDATE per device would be one round trip each."""
+    if not tallies:
+        return
+    table = AvailabilityTally.__table__
+    statement = _dialect().insert(table)
+    moved = ("tallied_to", "status", "expected_off", "outage_since")
+    db.session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["device_id"], set_={name: statement.excluded[name] for name in moved}
+        ),
+        [tally_row(t) for t in tallies],
+    )
+
+
+def _close_outages(closed: list[dict[str, Any]]) -> None:
+    if not closed:
+        return
+    outage = Outage.__table__
+    db.session.execute(
+        update(outage)
+        .where(outage.c.device_id == bindparam("d"), outage.c.started_at == bindparam("s"))
+        .values(ended_at=bindparam("e"), ended_by=bindparam("by")),
+        closed,
+    )
+
+
+def _add_seconds(model: type, key: str, totals: dict[tuple[int, Any], Seconds]) -> None:
+    """Add the seconds to the rollup rows, creating those that do not exist yet."""
+    if not totals:
+        return
+    if len(totals) >= COPY_AT_LEAST and db.session.get_bind().dialect.name == "postgresql":
+        _copy_seconds(model.__table__, key, totals)
+        return
+    rows = [_seconds_row(device_id, key, bucket, s) for (device_id, bucket), s in totals.items()]
+    table = model.__table__
+    statement = _dialect().insert(table)
+    increments = {
+        column: table.c[column] + statement.excluded[column] for column in SECONDS_COLUMNS
+    }
+    db.session.execute(
+        statement.on_conflict_do_update(index_elements=["device_id", key], set_=increments),
+        rows,
+    )
+
+
+SECONDS_COLUMNS = (*(f"{name}_seconds" for name in BUCKETS), "expected_on_seconds")
+# A sweep after an outage adds seconds for thousands of devices at once: COPY them
+# into a temporary table and upsert from it, as the events themselves are COPYed.
+COPY_AT_LEAST = 50
+
+
+def _copy_seconds(table: Any, key: str, totals: dict[tuple[int, Any], Seconds]) -> None:
+    staging = f"staging_{table.name}"
+    columns = ", ".join(("device_id", key, *SECONDS_COLUMNS))
+    added = ", ".join(f"{c} = {table.name}.{c} + excluded.{c}" for c in SECONDS_COLUMNS)
+    cursor = db.session.connection().connection.dbapi_connection.cursor()
+    with cursor:
+        # Per connection and emptied after use: the statement below reads only this batch.
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {table.name}) ON COMMIT DELETE ROWS"
+        )
+        with cursor.copy(f"COPY {staging} ({columns}) FROM STDIN") as copy:
+            for (device_id, bucket), seconds in totals.items():
+                values = seconds.as_dict()
+                copy.write_row((device_id, bucket, *values.values(), seconds.expected_on))
+        cursor.execute(
+            f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {staging} "
+            f"ON CONFLICT (device_id, {key}) DO UPDATE SET {added}"
+        )
+        cursor.execute(f"DELETE FROM {staging}")
+
+
+def _seconds_row(device_id: int, key: str, bucket: Any, seconds: Seconds) -> dict[str, Any]:
+    row: dict[str, Any] = {"device_id": device_id, key: bucket}
+    row.update({f"{name}_seconds": value for name, value in seconds.as_dict().items()})
+    row["expected_on_seconds"] = seconds.expected_on
+    return row
+
+
+def tally_row(tally: Tally) -> dict[str, Any]:
+    return {
+        "device_id": tally.device_id,
+        "tallied_to": tally.tallied_to,
+        "status": tally.state.status,
+        "expected_off": tally.state.expected_off,
+        "outage_since": tally.outage_since,
+    }
+
+
+def outage_row(device_id: int, at: datetime, status: str, reason: str) -> dict[str, Any]:
+    return {
+        "device_id": device_id,
+        "started_at": at,
+        "status": status,
+        "reason": reason[:300],
+        "ended_at": None,
+        "ended_by": None,
+    }
+
+
+def insert_ignoring(model: type, rows: list[dict[str, Any]], conflict: list[str]) -> None:
+    if rows:
+        statement = (
+            _dialect().insert(model.__table__).on_conflict_do_nothing(index_elements=conflict)
+        )
+        db.session.execute(statement, rows)
+
+
+def _dialect() -> Any:
+    return postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite

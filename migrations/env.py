@@ -4,6 +4,7 @@ from alembic import context
 from flask import current_app
 
 import fleet.alert_models  # noqa: F401  (the alerts' tables live apart from fleet.models)
+import fleet.hours_models  # noqa: F401  (operating hours and maintenance windows)
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.

@@ -34,6 +34,7 @@ from fleet.services.alerts import incidents, messages, outbox
 from fleet.services.alerts.audit import write_log
 from fleet.services.alerts.ruleset import Rule, load_rules
 from fleet.services.device_state import thresholds_of
+from fleet.services.events import EventKind
 from fleet.services.queries import flap_settings
 
 log = structlog.get_logger("pulseboard.alerts")
@@ -48,7 +49,12 @@ DEVICE_COLUMNS = (
     Device.heartbeat_interval_seconds,
     Device.grace_period_seconds,
     Device.disconnect_after_seconds,
+    Device.expected_off,
 )
+
+# The events rules are evaluated from: status changes, and a device found silent
+# when its site opened (its status did not change, but it is now an outage).
+ALERTING_KINDS = frozenset({EventKind.STATUS, EventKind.SILENT_AT_OPENING})
 
 
 def on_status_events(events: list[Any]) -> list[Any]:
@@ -60,7 +66,7 @@ def on_status_events(events: list[Any]) -> list[Any]:
     4. Device rules (disconnected, not connected, flapping), per changed device.
     5. One monitoring-gap notice when this batch was late.
     """
-    changes = [event for event in events if event.kind == "status"]
+    changes = [event for event in events if event.kind in ALERTING_KINDS]
     if not changes:
         return events
     rules = load_rules()
@@ -96,7 +102,14 @@ def _late_changes(changes: list[Any], devices: dict[int, Any]) -> dict[int, floa
     late: dict[int, float] = {}
     for event in changes:
         device = devices.get(event.device_id)
-        if device is None or event.source != Source.SYSTEM or event.heartbeat_age_seconds is None:
+        if (
+            device is None
+            or event.kind != EventKind.STATUS
+            # A device expected off raises nothing, late or not: no gap notice on its account.
+            or event.expected_off is not None
+            or event.source != Source.SYSTEM
+            or event.heartbeat_age_seconds is None
+        ):
             continue
         thresholds = thresholds_of(device)
         crossed = (
@@ -164,7 +177,8 @@ def _evaluate_sites(rules: list[Rule], devices: dict[int, Any], now: datetime, q
     for device in devices.values():
         if device.site:
             changed = down.setdefault(device.site, [])
-            if device.status != Status.CONNECTED:
+            # A device expected off is not part of its site's outage (it may still end one).
+            if device.status != Status.CONNECTED and device.expected_off is None:
                 changed.append(device.id)
     if not rules or not down:
         return
@@ -191,11 +205,15 @@ def _evaluate_sites(rules: list[Rule], devices: dict[int, Any], now: datetime, q
 
 
 def _site_counts(sites: set[str]) -> dict[str, tuple[int, int]]:
-    """(devices, devices not connected) per site, leaving out devices never seen online."""
+    """(devices, devices not connected) per site: only devices seen online and expected on."""
     down = func.sum(case((Device.status != Status.CONNECTED, 1), else_=0))
     rows = db.session.execute(
         select(Device.site, func.count(), down)
-        .where(Device.site.in_(sites), Device.last_heartbeat_at.is_not(None))
+        .where(
+            Device.site.in_(sites),
+            Device.last_heartbeat_at.is_not(None),
+            Device.expected_off.is_(None),
+        )
         .group_by(Device.site)
     )
     return {row[0]: (row[1], int(row[2] or 0)) for row in rows}
@@ -283,7 +301,7 @@ def _unfold(site_incident_id: int, still_down: list[tuple[int, str]], now: datet
     devices = _devices({device_id for device_id, _ in still_down if device_id not in covered})
     for device in devices.values():
         for rule in rules.values():
-            if rule.covers(device) and _holds(rule, device.status):
+            if rule.covers(device) and _holds(rule, device.status) and device.expected_off is None:
                 _open_device(rule, device, now, quiet=False, firing_sites={}, delay=0)
 
 
@@ -326,7 +344,8 @@ def _evaluate_devices(
                 if rule.kind == RuleKind.FLAPPING
                 else _holds(rule, event.to_status)
             )
-            if holds and incident is None:
+            # Expected off (off hours, maintenance): nothing fires, but a recovery still ends one.
+            if holds and incident is None and device.expected_off is None:
                 _open_device(rule, device, now, quiet=quiet, firing_sites=firing_sites)
             elif not holds and incident is not None and rule.kind != RuleKind.FLAPPING:
                 incidents.resolve(incident.id, rule, now)
@@ -354,12 +373,17 @@ def _flapping_now(
             .where(
                 DeviceEvent.device_id.in_(list(latest)),
                 DeviceEvent.kind == "status",
+                DeviceEvent.expected_off.is_(None),
                 DeviceEvent.created_at >= settings.since(now),
             )
             .group_by(DeviceEvent.device_id)
         ).all()
     )
-    batch = Counter(event.device_id for event in changes)
+    batch = Counter(
+        event.device_id
+        for event in changes
+        if event.kind == EventKind.STATUS and event.expected_off is None
+    )
     return {i for i in latest if stored.get(i, 0) + batch[i] >= settings.threshold}
 
 
@@ -495,6 +519,7 @@ def _end_flapping(rules: dict[int, Rule], now: datetime) -> int:
             .where(
                 DeviceEvent.device_id.in_([i.device_id for i in active]),
                 DeviceEvent.kind == "status",
+                DeviceEvent.expected_off.is_(None),
                 DeviceEvent.created_at >= settings.since(now),
             )
             .group_by(DeviceEvent.device_id)
@@ -513,7 +538,7 @@ def evaluate_in_transaction(events: list[Any]) -> list[Any]:
     On PostgreSQL it runs in a savepoint, so a failure rolls back the alerts'
     writes alone; the change and its events still commit, and the error is logged.
     """
-    if not any(event.kind == "status" for event in events):
+    if not any(event.kind in ALERTING_KINDS for event in events):
         return events
     if db.session.get_bind().dialect.name != "postgresql":
         return on_status_events(events)

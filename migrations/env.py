@@ -3,8 +3,9 @@ import logging
 from alembic import context
 from flask import current_app
 
-import fleet.alert_models  # noqa: F401  (the alerts' tables live apart from fleet.models)
-import fleet.hours_models  # noqa: F401  (operating hours and maintenance windows)
+# The alerts' tables, and operating hours and windows, live apart from fleet.models.
+import fleet.alert_models
+import fleet.hours_models  # noqa: F401
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.

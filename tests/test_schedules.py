@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from fleet.schedules import Schedule, ScheduleError, WindowRule, parse_hours, parse_holidays_code
+from fleet.schedules import Schedule, ScheduleError, WindowRule, parse_holidays_code, parse_hours
 
 BERLIN_WEEKDAYS = {
     "timezone": "Europe/Berlin",

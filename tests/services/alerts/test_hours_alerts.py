@@ -35,7 +35,7 @@ def events(uid: str, kind: str) -> list[DeviceEvent]:
 
 
 def closed_shop(fleet, add_rule, count: int = 3):
-    """A shop whose devices beat last just before closing, with a disconnect rule and a site rule."""
+    """A shop whose devices beat last just before closing, with a device rule and a site rule."""
     devices = fleet("shop", count)
     for device in devices:
         heartbeat(device, CLOSING - timedelta(minutes=1))

@@ -12,7 +12,7 @@ from dashboard import bp
 from fleet.rules import ReconnectState, Status, reconnect_state_at
 from fleet.services.device_state import thresholds_of
 from fleet.services.pings import REACHABLE, ping_diagnosis
-from fleet.services.queries import PER_PAGE_CHOICES, SORTS, flap_settings
+from fleet.services.queries import EXPECTED_OFF_FILTERS, PER_PAGE_CHOICES, SORTS, flap_settings
 
 STATUS_WORDS = {
     Status.CONNECTED: "Connected",
@@ -30,13 +30,27 @@ SOURCE_WORDS = {
 @bp.app_context_processor
 def listings() -> dict[str, Any]:
     """The lists the templates offer, from their one source: statuses, sorts, page sizes."""
-    return {"STATUSES": tuple(Status), "SORTS": SORTS, "PER_PAGE_CHOICES": PER_PAGE_CHOICES}
+    return {
+        "STATUSES": tuple(Status),
+        "SORTS": SORTS,
+        "PER_PAGE_CHOICES": PER_PAGE_CHOICES,
+        "EXPECTED_OFF_FILTERS": EXPECTED_OFF_FILTERS,
+    }
 
 
 @bp.app_template_filter("status_word")
 def status_word(status: str | None) -> str:
     """The status as people read it."""
     return STATUS_WORDS.get(status, status or "not yet enrolled")  # type: ignore[call-overload]
+
+
+EXPECTED_OFF_WORDS = {"off_hours": "Off hours", "maintenance": "Maintenance", "none": "Expected on"}
+
+
+@bp.app_template_filter("expected_off_word")
+def expected_off_word(state: str | None) -> str:
+    """An expected-off state (or the filter's "none") as people read it."""
+    return EXPECTED_OFF_WORDS.get(state or "none", state or "")
 
 
 @bp.app_template_filter("source_word")

@@ -11,6 +11,7 @@ from fleet.services.history import EventFilter
 from fleet.services.queries import (
     DEFAULT_PER_PAGE,
     DEFAULT_SORT,
+    EXPECTED_OFF_FILTERS,
     MAX_PAGE_NUMBER,
     PER_PAGE_CHOICES,
     SORTS,
@@ -41,12 +42,14 @@ def device_filter(args: MultiDict) -> DeviceFilter:
     sort = args.get("sort", DEFAULT_SORT)
     per_page = _int(args, "per_page", DEFAULT_PER_PAGE)
     flapping = {"yes": True, "no": False}.get(args.get("flapping", ""))
+    expected_off = args.get("expected_off")
     return DeviceFilter(
         status=status if status in set(Status) else None,
         site=_text(args, "site"),
         flapping=flapping,
         reconnect_pending=args.get("reconnect") == "pending" or None,
         attention=args.get("attention") == "yes" or None,
+        expected_off=expected_off if expected_off in EXPECTED_OFF_FILTERS else None,
         q=_text(args, "q"),
         sort=sort if sort in SORTS else DEFAULT_SORT,
         page=_int(args, "page", 1),

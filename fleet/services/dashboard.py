@@ -12,8 +12,9 @@ from datetime import datetime, timedelta
 
 from fleet import rules
 from fleet.models import BulkAction, Device
-from fleet.services import bulk, device_state, history, queries, reconnects
+from fleet.services import bulk, device_state, history, hours, queries, reconnects
 from fleet.services.commands import CommandPanel, command_panel
+from fleet.services.hours import HoursView
 from fleet.services.queries import DeviceFilter, DevicePage, FlapSettings
 
 # Changes are stamped with the `now` their transaction read, which may commit a
@@ -137,6 +138,7 @@ class DeviceScreen:
     events: history.EventPage
     now: datetime
     commands: CommandPanel
+    hours: HoursView
 
 
 def device_summary(uid: str, now: datetime) -> DeviceSummary:
@@ -169,4 +171,5 @@ def device_screen(uid: str, now: datetime, events_page: int = 1) -> DeviceScreen
         events=history.list_events(history.EventFilter(uid=uid, page=events_page, per_page=20)),
         now=now,
         commands=command_panel(uid),
+        hours=hours.device_hours_view(device, now),
     )

@@ -268,7 +268,8 @@ def end_window(window_id: int, actor: str | None, now: datetime) -> MaintenanceW
 
 
 def get_window(window_id: int) -> MaintenanceWindow:
-    window = db.session.get(MaintenanceWindow, window_id)
+    # Ids are 32-bit integers: a larger one in a URL names no window (not a database error).
+    window = db.session.get(MaintenanceWindow, window_id) if 0 < window_id < 2**31 else None
     if window is None:
         raise NotFound(f"no maintenance window #{window_id}", {"id": window_id})
     return window

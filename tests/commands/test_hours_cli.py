@@ -45,7 +45,8 @@ def test_a_device_schedule_overrides_its_site(runner, make_device):
 def test_maintenance_add_prints_the_id_last_then_list_and_end(runner, make_device):
     make_device("kiosk-1", site="mall")
     added = invoke(
-        runner, "maintenance", "add", "--uid", "kiosk-1", "--ends", "2099-01-01T00:00", "--note", "swap"
+        runner, "maintenance", "add", "--uid", "kiosk-1",
+        "--ends", "2099-01-01T00:00", "--note", "swap",
     )  # fmt: skip
     assert added.exit_code == 0, added.output
     window_id = added.output.strip().splitlines()[-1]

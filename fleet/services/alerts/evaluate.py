@@ -347,8 +347,21 @@ def _evaluate_devices(
             # Expected off (off hours, maintenance): nothing fires, but a recovery still ends one.
             if holds and incident is None and device.expected_off is None:
                 _open_device(rule, device, now, quiet=quiet, firing_sites=firing_sites)
+            elif incident is not None and event.kind == EventKind.SILENT_AT_OPENING:
+                _restart_wait(incident, rule, now)
             elif not holds and incident is not None and rule.kind != RuleKind.FLAPPING:
                 incidents.resolve(incident.id, rule, now)
+
+
+def _restart_wait(incident: Incident, rule: Rule, now: datetime) -> None:
+    """A pending incident of a device silent at opening is measured from the opening."""
+    if incident.state == IncidentState.PENDING:
+        db.session.execute(
+            update(Incident)
+            .where(Incident.id == incident.id, Incident.state == IncidentState.PENDING)
+            .values(fires_at=now + timedelta(seconds=rule.for_seconds))
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _folded(device: Any, event: Any, firing_sites: dict[str, int]) -> bool:
@@ -431,7 +444,12 @@ def _promote_pending(rules: dict[int, Rule], now: datetime) -> int:
     due = list(
         db.session.execute(
             select(Incident).where(
-                Incident.state == IncidentState.PENDING, Incident.fires_at <= now
+                Incident.state == IncidentState.PENDING,
+                Incident.fires_at <= now,
+                # A device gone expected off before its --for ran fires nothing while off:
+                # the incident waits, and its time restarts if the device is silent at opening.
+                Incident.device_id.not_in(select(Device.id).where(Device.expected_off.is_not(None)))
+                | Incident.device_id.is_(None),
             )
         ).scalars()
     )

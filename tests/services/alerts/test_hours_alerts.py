@@ -117,3 +117,26 @@ def test_an_open_site_outage_counts_only_devices_expected_on(fleet, hook, add_ru
     enforce_timeouts(OPENING + timedelta(seconds=291 + 300))
     [incident] = [i for i in incidents() if i.kind == "site_outage"]
     assert incident.site == "shop"
+
+
+def test_a_pending_incident_waits_through_the_night_and_is_measured_from_the_opening(
+    fleet, hook, add_rule, receiver
+):
+    from fleet.services.alerts import evaluate
+
+    [device] = fleet("shop", 1)
+    heartbeat(device, CLOSING - timedelta(minutes=10))
+    add_rule(for_seconds=600)
+    hours.set_site_hours("shop", WEEKDAYS, "ops", CLOSING - timedelta(hours=2))
+    enforce_timeouts(CLOSING - timedelta(minutes=4))  # disconnected: pending until 20:06
+    [incident] = incidents()
+    assert incident.state == "pending"
+    enforce_timeouts(CLOSING + timedelta(seconds=30))
+    evaluate.tick(CLOSING + timedelta(minutes=10))
+    assert incidents()[0].state == "pending"  # off hours: nothing fires
+    enforce_timeouts(OPENING + timedelta(seconds=5))
+    enforce_timeouts(OPENING + timedelta(seconds=70))
+    evaluate.tick(OPENING + timedelta(minutes=5))
+    assert incidents()[0].state == "pending"  # ten minutes from the opening, not from 19:56
+    evaluate.tick(OPENING + timedelta(seconds=70 + 600))
+    assert incidents()[0].state == "open"

@@ -74,16 +74,20 @@ class PingRequest(RequestBody):
     @field_validator("checked_at")
     @classmethod
     def checked_at_is_plausible(cls, value: datetime | None) -> datetime | None:
-        """In UTC, and not absurdly far in the past (year 1 with a zone overflows)."""
-        if value is None:
-            return None
-        try:
-            value = value.astimezone(UTC)
-        except OverflowError:
-            raise ValueError("is out of range") from None
-        if value.year < 2000:
-            raise ValueError("must be after the year 2000")
-        return value
+        return plausible_utc(value)
+
+
+def plausible_utc(value: datetime | None) -> datetime | None:
+    """In UTC, and not absurdly far in the past (year 1 with a zone overflows)."""
+    if value is None:
+        return None
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range") from None
+    if value.year < 2000:
+        raise ValueError("must be after the year 2000")
+    return value
 
 
 class PingOutcomeOut(Schema):

@@ -7,11 +7,12 @@ errors name the field the same way.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, ConfigDict, Field, field_validator
 
+from api.admin_schemas import plausible_utc
 from api.schemas import RequestBody, Schema, Uid, whole_number
 from fleet.schedules import MAX_CLOSURES, MAX_DURATION_MINUTES, MAX_SPANS_PER_DAY, Schedule
 from fleet.services.hours import MAX_UIDS, HoursView
@@ -142,15 +143,7 @@ class WindowRequest(RequestBody):
     @field_validator("starts_at", "ends_at")
     @classmethod
     def in_utc(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        try:
-            value = value.astimezone(UTC)
-        except OverflowError:
-            raise ValueError("is out of range") from None
-        if value.year < 2000:
-            raise ValueError("must be after the year 2000")
-        return value
+        return plausible_utc(value)
 
 
 class WindowOut(Schema):

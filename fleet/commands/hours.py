@@ -49,7 +49,9 @@ def _schedule_options(command: Any) -> Any:
     return command
 
 
-def _schedule_data(timezone, hours_, always, holidays_, closed) -> dict[str, Any]:
+def _schedule_data(
+    timezone: str | None, hours_: tuple, always: bool, holidays_: str | None, closed: tuple
+) -> dict[str, Any]:
     try:
         rule = parse_holidays_code(holidays_) if holidays_ else None
         weekly = None if always or not hours_ else parse_hours(list(hours_))
@@ -87,39 +89,39 @@ def _show(view: hours.HoursView) -> None:
     click.echo(f"Now: {state}{after}")
 
 
+def _change(key: str, options: dict[str, Any], set_hours: Any, clear_hours: Any) -> None:
+    """Clear, set or (with no option) leave the hours of `key`; a refusal is the CLI's error."""
+    now = utcnow()
+    clear = options.pop("clear")
+    try:
+        if clear:
+            clear_hours(key, ACTOR, now)
+        elif any(options.values()):
+            set_hours(key, _schedule_data(**options), ACTOR, now)
+    except FleetError as error:
+        raise _fail(error) from None
+
+
 @sites_cli.command("schedule")
 @click.argument("site")
 @_schedule_options
-def schedule_command(site: str, timezone, hours_, always, holidays_, closed, clear) -> None:
+def schedule_command(site: str, **options: Any) -> None:
     """Set a site's operating hours; with no option, show them."""
-    now = utcnow()
-    try:
-        if clear:
-            hours.clear_site_hours(site, ACTOR, now)
-        elif timezone or hours_ or always or holidays_ or closed:
-            data = _schedule_data(timezone, hours_, always, holidays_, closed)
-            hours.set_site_hours(site, data, ACTOR, now)
-    except FleetError as error:
-        raise _fail(error) from None
-    _show(hours.site_hours_view(site, now))
+    _change(site, options, hours.set_site_hours, hours.clear_site_hours)
+    _show(hours.site_hours_view(site, utcnow()))
 
 
 @sites_cli.command("device-schedule")
 @click.argument("uid")
 @_schedule_options
-def device_schedule_command(uid: str, timezone, hours_, always, holidays_, closed, clear) -> None:
+def device_schedule_command(uid: str, **options: Any) -> None:
     """Give one device hours of its own (overriding its site's); with no option, show them."""
-    now = utcnow()
+    _change(uid, options, hours.set_device_hours, hours.clear_device_hours)
     try:
-        if clear:
-            hours.clear_device_hours(uid, ACTOR, now)
-        elif timezone or hours_ or always or holidays_ or closed:
-            data = _schedule_data(timezone, hours_, always, holidays_, closed)
-            hours.set_device_hours(uid, data, ACTOR, now)
         device = hours.get_device(uid)
     except FleetError as error:
         raise _fail(error) from None
-    _show(hours.device_hours_view(device, now))
+    _show(hours.device_hours_view(device, utcnow()))
 
 
 def _moment(value: str | None) -> datetime | None:

@@ -47,16 +47,8 @@ def get_site_hours(site: str) -> OperatingHours | None:
 def set_site_hours(site: str, data: Any, actor: str | None, now: datetime) -> OperatingHours:
     """Set (or replace) a site's hours; logged, and in effect at once."""
     schedule = _schedule(data)
-    row = get_site_hours(site)
-    row = _store(row, schedule, actor, now, site=site)
-    write_log(
-        AlertLogKind.SCHEDULE_CHANGED,
-        f"operating hours of site {site} set: {schedule.timezone}; "
-        + "; ".join(schedule.describe()),
-        actor,
-        now,
-        details={"site": site, "schedule": schedule.to_dict()},
-    )
+    row = _store(get_site_hours(site), schedule, actor, now, site=site)
+    _log_hours(f"site {site}", schedule, actor, now, site=site)
     return _commit_and_tick(row, site, now)
 
 
@@ -66,13 +58,7 @@ def clear_site_hours(site: str, actor: str | None, now: datetime) -> None:
     if row is None:
         raise NotFound(f"site {site!r} has no operating hours", {"site": site})
     db.session.delete(row)
-    write_log(
-        AlertLogKind.SCHEDULE_CHANGED,
-        f"operating hours of site {site} removed: always open",
-        actor,
-        now,
-        details={"site": site, "schedule": None},
-    )
+    _log_hours(f"site {site}", None, actor, now, site=site)
     _commit_and_tick(None, site, now)
 
 
@@ -87,14 +73,7 @@ def set_device_hours(uid: str, data: Any, actor: str | None, now: datetime) -> O
     device = get_device(uid)
     schedule = _schedule(data)
     row = _store(device_hours(device.id), schedule, actor, now, device_id=device.id)
-    write_log(
-        AlertLogKind.SCHEDULE_CHANGED,
-        f"operating hours of device {uid} set: {schedule.timezone}; "
-        + "; ".join(schedule.describe()),
-        actor,
-        now,
-        details={"uid": uid, "schedule": schedule.to_dict()},
-    )
+    _log_hours(f"device {uid}", schedule, actor, now, uid=uid)
     return _commit_and_tick(row, None, now)
 
 
@@ -105,14 +84,22 @@ def clear_device_hours(uid: str, actor: str | None, now: datetime) -> None:
     if row is None:
         raise NotFound(f"device {uid!r} has no hours of its own", {"uid": uid})
     db.session.delete(row)
-    write_log(
-        AlertLogKind.SCHEDULE_CHANGED,
-        f"operating hours of device {uid} removed: its site's apply",
-        actor,
-        now,
-        details={"uid": uid, "schedule": None},
-    )
+    _log_hours(f"device {uid}", None, actor, now, uid=uid)
     _commit_and_tick(None, device.site, now)
+
+
+def _log_hours(
+    owner: str, schedule: Schedule | None, actor: str | None, now: datetime, **key: str
+) -> None:
+    """The alerts' log entry for a change of hours (None: removed)."""
+    if schedule is None:
+        message = f"operating hours of {owner} removed"
+    else:
+        message = f"operating hours of {owner} set: {schedule.timezone}; " + "; ".join(
+            schedule.describe()
+        )
+    details = {**key, "schedule": None if schedule is None else schedule.to_dict()}
+    write_log(AlertLogKind.SCHEDULE_CHANGED, message, actor, now, details=details)
 
 
 def _store(

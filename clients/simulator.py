@@ -117,7 +117,7 @@ class Simulator:
         site, closing, length, late = self.settings.closes_at_night
         devices = [device for device in self.devices if device.profile.site == site]
         for index, device in enumerate(devices):
-            back = closing + length + (late if index == 0 else device.rng.uniform(5, 20))
+            back = closing + length + (late if index == 0 else device.rng.uniform(1, 6))
             device.night = (start + closing, start + back)
         log.info(
             "%s closes %g s into the run for %g s (%d devices)", site, closing, length, len(devices)

@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 from flask import current_app
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, func, or_, select, update
 
 from fleet.alert_models import (
     ACTIVE_STATES,
@@ -50,7 +50,19 @@ DEVICE_COLUMNS = (
     Device.grace_period_seconds,
     Device.disconnect_after_seconds,
     Device.expected_off,
+    Device.expected_on_at,
 )
+
+# Expected off, or expected on again but still within its grace since (the opening
+# check pending): such a device opens no incident and is no part of a site outage,
+# so a shop's screens coming on one by one at opening raise nothing.
+EXCUSED = or_(Device.expected_off.is_not(None), Device.expected_on_at.is_not(None))
+
+
+def excused(device: Any) -> bool:
+    """`EXCUSED` for a device row read with DEVICE_COLUMNS."""
+    return device.expected_off is not None or device.expected_on_at is not None
+
 
 # The events rules are evaluated from: status changes, and a device found silent
 # when its site opened (its status did not change, but it is now an outage).
@@ -178,7 +190,7 @@ def _evaluate_sites(rules: list[Rule], devices: dict[int, Any], now: datetime, q
         if device.site:
             changed = down.setdefault(device.site, [])
             # A device expected off is not part of its site's outage (it may still end one).
-            if device.status != Status.CONNECTED and device.expected_off is None:
+            if device.status != Status.CONNECTED and not excused(device):
                 changed.append(device.id)
     if not rules or not down:
         return
@@ -212,7 +224,7 @@ def _site_counts(sites: set[str]) -> dict[str, tuple[int, int]]:
         .where(
             Device.site.in_(sites),
             Device.last_heartbeat_at.is_not(None),
-            Device.expected_off.is_(None),
+            ~EXCUSED,
         )
         .group_by(Device.site)
     )
@@ -301,7 +313,7 @@ def _unfold(site_incident_id: int, still_down: list[tuple[int, str]], now: datet
     devices = _devices({device_id for device_id, _ in still_down if device_id not in covered})
     for device in devices.values():
         for rule in rules.values():
-            if rule.covers(device) and _holds(rule, device.status) and device.expected_off is None:
+            if rule.covers(device) and _holds(rule, device.status) and not excused(device):
                 _open_device(rule, device, now, quiet=False, firing_sites={}, delay=0)
 
 
@@ -345,7 +357,7 @@ def _evaluate_devices(
                 else _holds(rule, event.to_status)
             )
             # Expected off (off hours, maintenance): nothing fires, but a recovery still ends one.
-            if holds and incident is None and device.expected_off is None:
+            if holds and incident is None and not excused(device):
                 _open_device(rule, device, now, quiet=quiet, firing_sites=firing_sites)
             elif incident is not None and event.kind == EventKind.SILENT_AT_OPENING:
                 _restart_wait(incident, rule, now)
@@ -448,7 +460,7 @@ def _promote_pending(rules: dict[int, Rule], now: datetime) -> int:
                 Incident.fires_at <= now,
                 # A device gone expected off before its --for ran fires nothing while off:
                 # the incident waits, and its time restarts if the device is silent at opening.
-                Incident.device_id.not_in(select(Device.id).where(Device.expected_off.is_not(None)))
+                Incident.device_id.not_in(select(Device.id).where(EXCUSED))
                 | Incident.device_id.is_(None),
             )
         ).scalars()

@@ -140,3 +140,16 @@ def test_a_pending_incident_waits_through_the_night_and_is_measured_from_the_ope
     assert incidents()[0].state == "pending"  # ten minutes from the opening, not from 19:56
     evaluate.tick(OPENING + timedelta(seconds=70 + 600))
     assert incidents()[0].state == "open"
+
+
+def test_screens_coming_on_one_by_one_at_opening_are_no_site_outage(
+    fleet, hook, add_rule, receiver
+):
+    devices = closed_shop(fleet, add_rule, count=3)
+    enforce_timeouts(CLOSING + timedelta(minutes=10))
+    enforce_timeouts(OPENING + timedelta(seconds=5))
+    heartbeat(devices[0], OPENING + timedelta(seconds=10))  # two of three still dark
+    enforce_timeouts(OPENING + timedelta(seconds=15))
+    assert incidents() == []
+    enforce_timeouts(OPENING + timedelta(seconds=70))  # past the grace: an outage now
+    assert [i.kind for i in incidents()] == ["site_outage"]

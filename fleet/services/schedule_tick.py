@@ -25,7 +25,8 @@ from zoneinfo import ZoneInfo
 
 import structlog
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import inspect, select, update
+from sqlalchemy.orm import defer, undefer
 from sqlalchemy.sql.elements import ColumnElement
 
 from fleet.alert_models import AlertLogKind
@@ -111,7 +112,9 @@ def run_schedule_tick(now: datetime) -> TickReport:
     report = TickReport()
     minute = now.replace(second=0, microsecond=0)
     windows = _open_windows(now, report)
-    hours = list(db.session.execute(select(OperatingHours)).scalars())
+    # The schedules themselves are read only where a decision is not cached (see _with_schedules).
+    query = select(OperatingHours).options(defer(OperatingHours.schedule))
+    hours = list(db.session.execute(query).scalars())
     site_states = _site_states(hours, windows, now, minute)
     exceptions = _exception_states(hours, windows, site_states, now)
     events = _apply_sites(site_states, set(exceptions), now, minute)
@@ -211,12 +214,15 @@ def sites_open(rows: list[OperatingHours], now: datetime, minute: datetime) -> d
     """
     redis = redis_client()
     if redis is None:
+        cache = _memory().open_cache
+        _with_schedules([row for row in rows if (row.site, row.version, minute) not in cache])
         return {row.site: _open_in_process(row, now, minute) for row in rows}
     if not rows:
         return {}
     key = f"pulseboard:hours-open:{minute.isoformat()}"
     fields = [f"{row.site}\x00{row.version}" for row in rows]
     cached = redis.hmget(key, fields)
+    _with_schedules([row for row, value in zip(rows, cached, strict=True) if value is None])
     opens: dict[str, bool] = {}
     missed: dict[str, int] = {}
     for row, name, value in zip(rows, fields, cached, strict=True):
@@ -229,6 +235,17 @@ def sites_open(rows: list[OperatingHours], now: datetime, minute: datetime) -> d
         redis.hset(key, mapping=missed)
         redis.expire(key, OPEN_CACHE_TTL_SECONDS)
     return opens
+
+
+def _with_schedules(rows: list[OperatingHours]) -> None:
+    """Load the schedule of these rows (deferred by the tick's query) in one statement."""
+    missing = [row.id for row in rows if "schedule" in inspect(row).unloaded]
+    if missing:
+        db.session.execute(
+            select(OperatingHours)
+            .where(OperatingHours.id.in_(missing))
+            .options(undefer(OperatingHours.schedule))
+        ).all()
 
 
 def _open_in_process(row: OperatingHours, now: datetime, minute: datetime) -> bool:
@@ -250,6 +267,7 @@ def _exception_states(
 ) -> dict[int, str | None]:
     """device id -> state, for devices with their own hours or in a device or filter window."""
     own = {row.device_id: row for row in hours if row.device_id is not None}
+    _with_schedules(list(own.values()))
     in_window = _window_device_ids(windows, now)
     memory = _memory()
     ids = set(own) | in_window | memory.exceptions
@@ -384,7 +402,10 @@ def _opening_check(now: datetime, hours: list[OperatingHours]) -> int:
     due = [row for row in rows if now >= _grace_ends(row)]
     if not due:
         return 0
-    zones = {row.site: row.schedule.get("timezone") for row in hours if row.site}
+    due_sites = {row.site for row in due}
+    site_rows = [row for row in hours if row.site in due_sites]
+    _with_schedules(site_rows)
+    zones = {row.site: row.schedule.get("timezone") for row in site_rows}
     events = [_silent_event(row, zones.get(row.site), now) for row in due if _silent(row)]
     for start in range(0, len(due), CHUNK):
         db.session.execute(

@@ -14,6 +14,7 @@ from dashboard import bp
 from dashboard.auth import requires_role
 from dashboard.params import parse_time
 from fleet.errors import FleetError, InvalidField
+from fleet.schedules import ScheduleError, schedule_from_text
 from fleet.services import hours
 from fleet.services.schedule_tick import describe_target
 from fleet.timeutil import utcnow
@@ -76,6 +77,29 @@ def site_schedule(site: str):
     return render_template(
         "dashboard/site_schedule.html", site=site, hours=view, row=hours.get_site_hours(site)
     )
+
+
+@bp.post("/sites/<site>/schedule")
+@requires_role("operator")
+def set_site_schedule(site: str):
+    try:
+        data = schedule_from_text(
+            (request.form.get("timezone") or "").strip()[:64] or None,
+            _lines(request.form.get("hours")),
+            (request.form.get("holidays") or "").strip()[:10] or None,
+            _lines(request.form.get("closures")),
+        )
+        hours.set_site_hours(site, data, current_user.email, utcnow())
+        flash(f"Operating hours of {site} saved.", "ok")
+    except ScheduleError as error:
+        flash(str(error), "error")
+    except FleetError as error:
+        flash(error.message, "error")
+    return redirect(url_for("dashboard.site_schedule", site=site))
+
+
+def _lines(text: str | None) -> list[str]:
+    return [line.strip() for line in (text or "").splitlines()[:100] if line.strip()]
 
 
 def _spec(form: Any) -> hours.WindowSpec:

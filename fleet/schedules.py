@@ -349,6 +349,30 @@ def parse_hours(lines: list[str]) -> dict[str, list[list[str]]]:
     return weekly
 
 
+def schedule_from_text(
+    timezone: str | None, hours: list[str], holidays_code: str | None, closures: list[str]
+) -> dict[str, Any]:
+    """The typed form (command line, dashboard) as the API's body.
+
+    `hours` lines as `parse_hours` reads them (none: always open), `holidays_code`
+    like "DE-BE", `closures` like "2026-12-24:2026-12-26:Christmas".
+    """
+    rule = parse_holidays_code(holidays_code) if holidays_code else None
+    parsed = []
+    for text in closures:
+        first, _, rest = text.strip().partition(":")
+        last, _, note = rest.partition(":")
+        parsed.append({"from": first, "to": last or first, "note": note.strip()})
+    return {
+        "timezone": timezone or "UTC",
+        "weekly": parse_hours(hours) if hours else None,
+        "holidays": None
+        if rule is None
+        else {"country": rule.country, "subdivision": rule.subdivision},
+        "closures": parsed,
+    }
+
+
 def _day_list(text: str) -> list[str]:
     days: list[str] = []
     for part in text.lower().split(","):

@@ -10,7 +10,7 @@ from flask.cli import AppGroup
 
 from fleet.commands.output import print_table, when
 from fleet.errors import FleetError
-from fleet.schedules import ScheduleError, parse_holidays_code, parse_hours
+from fleet.schedules import ScheduleError, schedule_from_text
 from fleet.services import hours
 from fleet.services.schedule_tick import describe_target
 from fleet.timeutil import utcnow
@@ -53,23 +53,9 @@ def _schedule_data(
     timezone: str | None, hours_: tuple, always: bool, holidays_: str | None, closed: tuple
 ) -> dict[str, Any]:
     try:
-        rule = parse_holidays_code(holidays_) if holidays_ else None
-        weekly = None if always or not hours_ else parse_hours(list(hours_))
+        return schedule_from_text(timezone, [] if always else list(hours_), holidays_, list(closed))
     except ScheduleError as error:
         raise _fail(error) from None
-    closures = []
-    for text in closed:
-        first, _, rest = text.partition(":")
-        last, _, note = rest.partition(":")
-        closures.append({"from": first, "to": last or first, "note": note})
-    return {
-        "timezone": timezone or "UTC",
-        "weekly": weekly,
-        "holidays": None
-        if rule is None
-        else {"country": rule.country, "subdivision": rule.subdivision},
-        "closures": closures,
-    }
 
 
 def _show(view: hours.HoursView) -> None:

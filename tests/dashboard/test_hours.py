@@ -86,3 +86,27 @@ def test_the_device_and_site_pages_show_the_hours_and_next_change(client, login,
     site_page = client.get("/sites/mall/schedule").get_data(as_text=True)
     assert "Closed on public holidays of DE-BE" in site_page
     assert "sun closed" in site_page
+
+
+def test_an_operator_sets_a_sites_hours_from_its_page(client, login, make_device):
+    make_device("kiosk-1", site="mall")
+    token = login("operator")
+    data = {"csrf_token": token, "timezone": "Europe/Berlin", "hours": "mon-fri 08:00-20:00\n",
+            "holidays": "DE-BE", "closures": "2026-12-24:2026-12-26:Christmas"}  # fmt: skip
+    client.post("/sites/mall/schedule", data=data)
+    page = client.get("/sites/mall/schedule").get_data(as_text=True)
+    assert "Operating hours of mall saved." in page
+    assert "fri 08:00-20:00" in page and "Christmas" in page
+    assert hours.get_site_hours("mall").updated_by == "operator@example.com"
+    bad = dict(data, hours="someday 08:00-20:00")
+    client.post("/sites/mall/schedule", data=bad)
+    page = client.get("/sites/mall/schedule").get_data(as_text=True)
+    assert "days are mon" in page and "fri 08:00-20:00" in page
+
+
+def test_a_viewer_cannot_set_hours(client, login):
+    token = login("viewer")
+    page = client.get("/sites/mall/schedule").get_data(as_text=True)
+    assert "Set the hours" not in page
+    denied = client.post("/sites/mall/schedule", data={"csrf_token": token, "timezone": "UTC"})
+    assert denied.status_code == 403

@@ -156,7 +156,10 @@ class HeartbeatResponse(Schema):
 
     status: str
     server_time: datetime
-    heartbeat_interval_seconds: int
+    heartbeat_interval_seconds: int = Field(
+        description="When to beat next: the configured interval moved at random by up to "
+        "HEARTBEAT_JITTER_PERCENT (5 %) either way, so a fleet does not beat in lockstep."
+    )
     should_reconnect: bool
     reconnect_delay_seconds: int
     commands: list[CommandOut] = Field(

@@ -9,4 +9,4 @@ bp = Blueprint("dashboard", __name__)
 # (WTF_CSRF_CHECK_DEFAULT is off); first, before the login guard.
 bp.before_request(csrf.protect)
 
-from dashboard import alerts, auth, commands, devices, display, fleet, hours  # noqa: E402,F401  (routes register on import)
+from dashboard import alerts, auth, commands, devices, display, events, fleet, hours  # noqa: E402,F401  (routes register on import)

@@ -1,4 +1,4 @@
-"""The device page, per-device thresholds, and the events page."""
+"""The device page and per-device thresholds."""
 
 from __future__ import annotations
 
@@ -7,14 +7,10 @@ from flask_login import current_user
 
 from dashboard import bp
 from dashboard.auth import requires_role
-from dashboard.params import event_filter, page_number
+from dashboard.params import page_number
 from fleet.errors import InvalidInput
-from fleet.rules import Source
-from fleet.services import dashboard, history, overrides
-from fleet.services.events import EventKind
+from fleet.services import dashboard, overrides
 from fleet.timeutil import utcnow
-
-EVENT_KINDS = list(EventKind)
 
 
 @bp.get("/devices/<uid>")
@@ -61,15 +57,3 @@ def _seconds(raw: str | None) -> int | None:
     # Python refuses to read integers of over 4,300 digits; anything past a few
     # digits is out of range anyway, and the service says so.
     return int(raw.lstrip("0")[:_MAX_DIGITS] or "0")
-
-
-@bp.get("/events")
-def events():
-    view = event_filter(request.args)
-    return render_template(
-        "dashboard/events.html",
-        view=view,
-        page=history.list_events(view),
-        kinds=EVENT_KINDS,
-        sources=list(Source),
-    )

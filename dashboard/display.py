@@ -24,6 +24,7 @@ SOURCE_WORDS = {
     "system": "timeout sweep",
     "external_service": "external ping",
     "operator": "operator",
+    "alerts": "alert rules",
 }
 
 

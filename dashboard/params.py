@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from werkzeug.datastructures import MultiDict
 
 from fleet.rules import Status
-from fleet.services.history import EventFilter
+from fleet.services.event_log import Cursor, LogFilter
 from fleet.services.queries import (
     DEFAULT_PER_PAGE,
     DEFAULT_SORT,
@@ -74,14 +74,23 @@ def shown_ids(args: MultiDict) -> list[int]:
     return [int(part) for part in parts if part.isascii() and part.isdigit() and int(part) < 2**31]
 
 
-def event_filter(args: MultiDict) -> EventFilter:
-    """The events view in `args`."""
-    return EventFilter(
-        uid=_text(args, "device"),
+def event_filter(args: MultiDict) -> LogFilter:
+    """The Events page view in `args`."""
+    return LogFilter(
+        device=_text(args, "device"),
         site=_text(args, "site"),
+        reason=_text(args, "reason"),
         source=_text(args, "source"),
         kind=_text(args, "kind"),
         since=parse_time(args.get("since")),
         until=parse_time(args.get("until")),
         page=_int(args, "page", 1),
     )
+
+
+def event_cursor(args: MultiDict) -> Cursor | None:
+    """The Events page poll's cursor, sent as `after=<event id>.<log id>`; None if malformed."""
+    parts = args.get("after", "").split(".")
+    if len(parts) != 2 or not all(p.isascii() and p.isdigit() and len(p) < 19 for p in parts):
+        return None
+    return Cursor(int(parts[0]), int(parts[1]))

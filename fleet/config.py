@@ -135,6 +135,7 @@ def load_config(env: Mapping[str, str], instance_path: str) -> dict[str, Any]:
         "GRACE_PERIOD_SECONDS": grace,
         "DISCONNECT_AFTER_SECONDS": disconnect_after,
         "HEARTBEAT_MIN_INTERVAL_SECONDS": env_int(env, "HEARTBEAT_MIN_INTERVAL_SECONDS", 10),
+        "HEARTBEAT_JITTER_PERCENT": env_jitter(env),
         "HEARTBEAT_MAX_PER_MINUTE": env_int(env, "HEARTBEAT_MAX_PER_MINUTE", 10, minimum=1),
         "BAD_TOKEN_MAX_PER_MINUTE": env_int(env, "BAD_TOKEN_MAX_PER_MINUTE", 30, minimum=1),
         "ENROLL_MAX_PER_MINUTE": env_int(env, "ENROLL_MAX_PER_MINUTE", 60, minimum=1),
@@ -244,6 +245,20 @@ def autocommit_binds(config: Mapping[str, Any], options: Mapping[str, Any]) -> d
 DEFAULT_ALERT_SCHEMES = (
     "mailto,mailtos,json,jsons,slack,msteams,discord,tgram,ntfy,ntfys,pover,webhook,webhooks"
 )
+
+
+MAX_JITTER_PERCENT = 20
+
+
+def env_jitter(env: Mapping[str, str]) -> int:
+    """HEARTBEAT_JITTER_PERCENT: how far a reply's interval guidance may stray (0 turns it off)."""
+    percent = env_int(env, "HEARTBEAT_JITTER_PERCENT", 5)
+    if percent > MAX_JITTER_PERCENT:
+        # Past a fifth, a late beat runs into the grace period rather than spreading a fleet out.
+        raise ConfigError(
+            f"HEARTBEAT_JITTER_PERCENT must be at most {MAX_JITTER_PERCENT}, got {percent}"
+        )
+    return percent
 
 
 def env_list(env: Mapping[str, str], name: str, default: str) -> tuple[str, ...]:

@@ -64,6 +64,20 @@ def resolve_thresholds(
     )
 
 
+def jittered_interval(interval: int, percent: int, minimum: int, draw: float) -> int:
+    """The interval a heartbeat reply asks for: `interval` moved by up to `percent` either way.
+
+    `draw` is uniform in [0, 1). Devices that all start at a minute boundary
+    drift apart instead of beating in lockstep. Never below `minimum` (the
+    rate limit's spacing), unless `interval` itself is.
+    """
+    # On the heartbeat's hot path: no builtin call in the common case.
+    jittered = round(interval * (1 + (draw - 0.5) * percent / 50))
+    if jittered >= minimum:
+        return jittered
+    return minimum if interval >= minimum else interval
+
+
 def heartbeat_age(now: datetime, last_heartbeat_at: datetime | None) -> float | None:
     """Seconds since the last heartbeat; a heartbeat stamped in the future counts as age 0."""
     if last_heartbeat_at is None:

@@ -142,6 +142,16 @@
     updateTitle();
   });
 
+  // A poll's rows and the page can overlap by an entry committed while the
+  // page was drawn (fleet/services/event_log.py); the older copy goes.
+  document.addEventListener("htmx:afterSettle", function () {
+    var seen = {};
+    document.querySelectorAll("#event-rows tr[id]").forEach(function (row) {
+      if (seen[row.id]) row.remove();
+      seen[row.id] = true;
+    });
+  });
+
   document.addEventListener("visibilitychange", function () {
     if (document.hidden || !window.htmx) return;
     var poller = document.getElementById("poller");

@@ -12,6 +12,7 @@ def test_it_defaults_to_the_embedded_setup(tmp_path):
     assert config["EMBEDDED_SWEEPER"] is True
     assert (config["HEARTBEAT_INTERVAL_SECONDS"], config["GRACE_PERIOD_SECONDS"]) == (30, 30)
     assert config["DISCONNECT_AFTER_SECONDS"] == 300
+    assert config["HEARTBEAT_JITTER_PERCENT"] == 5
 
 
 @pytest.mark.parametrize(
@@ -24,6 +25,8 @@ def test_it_defaults_to_the_embedded_setup(tmp_path):
         ({"HEARTBEAT_INTERVAL_SECONDS": "0"}, "HEARTBEAT_INTERVAL_SECONDS must be at least 1"),
         ({"DISCONNECT_AFTER_SECONDS": "60"}, "DISCONNECT_AFTER_SECONDS must be greater than"),
         ({"FLAP_THRESHOLD": "-1"}, "FLAP_THRESHOLD must be at least 1"),
+        ({"HEARTBEAT_JITTER_PERCENT": "21"}, "HEARTBEAT_JITTER_PERCENT must be at most 20, got 21"),
+        ({"HEARTBEAT_JITTER_PERCENT": "-1"}, "HEARTBEAT_JITTER_PERCENT must be at least 0"),
         ({"RATELIMIT_ENABLED": "maybe"}, "RATELIMIT_ENABLED must be true or false"),
         ({"LOG_LEVEL": "loud"}, "LOG_LEVEL must be one of debug, info"),
         ({"LOG_FORMAT": "jsn"}, "LOG_FORMAT must be one of console, json"),

@@ -118,3 +118,23 @@ class TestPingRules:
         verdict = rules.judge_ping(NOW, ago(400), DEFAULTS, Status.DISCONNECTED, reachable=False)
         assert verdict.applied
         assert verdict.new_status is None
+
+
+@pytest.mark.parametrize(
+    ("interval", "percent", "draw", "expected"),
+    [
+        (30, 5, 0.5, 30),  # the middle of the band: the configured interval
+        (30, 5, 0.0, 28),  # 28.5, the band's low end
+        (30, 5, 0.9999, 31),  # just under 31.5, its high end
+        (30, 0, 0.0, 30),  # off: always the interval
+        (30, 0, 0.9999, 30),
+        (600, 5, 0.0, 570),
+        (11, 20, 0.0, 10),  # 8.8 would be under the rate limit's spacing
+        (8, 20, 0.0, 8),  # an interval under the spacing is never made smaller
+        (8, 20, 0.9999, 10),  # nor larger than the band allows
+    ],
+)
+def test_it_jitters_the_interval_within_its_band_never_below_the_minimum(
+    interval, percent, draw, expected
+):
+    assert rules.jittered_interval(interval, percent, 10, draw) == expected

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -52,9 +52,9 @@ SNAPSHOT_COLUMNS = (
 )
 
 
-def fleet_defaults() -> Thresholds:
-    """The fleet-wide thresholds from config."""
-    config = current_application().config
+def fleet_defaults(config: Mapping[str, Any] | None = None) -> Thresholds:
+    """The fleet-wide thresholds from config (the app's, unless a caller has read it already)."""
+    config = config or current_application().config
     return Thresholds(
         interval=config["HEARTBEAT_INTERVAL_SECONDS"],
         grace=config["GRACE_PERIOD_SECONDS"],

@@ -12,14 +12,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from random import random
 from typing import Any
 
 from flask import current_app
 from sqlalchemy import Row, insert, select
 
 from fleet import rules
+from fleet.context import current_application
 from fleet.errors import Unauthorized
 from fleet.extensions import db
 from fleet.models import Device, TelemetrySample
@@ -89,13 +92,26 @@ def accept_heartbeat(
     results to record, so it never is); anything else falls through to the
     token lookup and `record_heartbeat`.
     """
-    defaults = fleet_defaults()
+    # Read once: each read through the app proxy is a measurable part of a heartbeat.
+    config = current_application().config
+    defaults = fleet_defaults(config)
     if not acks and fast_heartbeat(token_hash, vars(telemetry), now, address, defaults):
-        return HeartbeatResult(Status.CONNECTED, now, defaults.interval, False, 0)
+        interval = interval_guidance(defaults.interval, config)
+        return HeartbeatResult(Status.CONNECTED, now, interval, False, 0)
     snapshot = find_device_by_hash(token_hash)
     if snapshot is None:
         raise Unauthorized("unknown or rotated device token")
     return record_heartbeat(snapshot, telemetry, now, address, acks or [])
+
+
+def interval_guidance(interval: int, config: Mapping[str, Any]) -> int:
+    """The interval a reply asks the device for: `interval` with HEARTBEAT_JITTER_PERCENT jitter."""
+    return rules.jittered_interval(
+        interval,
+        config["HEARTBEAT_JITTER_PERCENT"],
+        config["HEARTBEAT_MIN_INTERVAL_SECONDS"],
+        random(),
+    )
 
 
 def record_heartbeat(
@@ -156,7 +172,9 @@ def _try_heartbeat(
     return HeartbeatResult(
         status=Status.CONNECTED,
         server_time=now,
-        heartbeat_interval_seconds=thresholds_of(snapshot).interval,
+        heartbeat_interval_seconds=interval_guidance(
+            thresholds_of(snapshot).interval, current_app.config
+        ),
         should_reconnect=plan.deliver_reconnect,
         reconnect_delay_seconds=(snapshot.reconnect_delay_seconds or 0)
         if plan.deliver_reconnect

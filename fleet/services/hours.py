@@ -230,7 +230,7 @@ def create_window(spec: WindowSpec, actor: str | None, now: datetime) -> Mainten
         + describe_when(window),
         actor,
         now,
-        details={"window_id": window.id, "site": window.site},
+        details=schedule_tick.log_details(window),
     )
     return _commit_and_tick(window, window.site, now)
 
@@ -249,7 +249,7 @@ def end_window(window_id: int, actor: str | None, now: datetime) -> MaintenanceW
         f"maintenance window #{window.id} for {schedule_tick.describe_target(window)} ended early",
         actor,
         now,
-        details={"window_id": window.id, "site": window.site},
+        details=schedule_tick.log_details(window),
     )
     return _commit_and_tick(window, window.site, now)
 

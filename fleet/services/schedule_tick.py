@@ -177,6 +177,12 @@ def describe_target(window: MaintenanceWindow) -> str:
     return f"devices matching ?{window.fleet_filter}"
 
 
+def log_details(window: MaintenanceWindow) -> dict[str, Any]:
+    """A window's log details: the Events page finds the entry by the site or the one uid named."""
+    one_uid = window.uids[0] if window.uids and len(window.uids) == 1 else None
+    return {"window_id": window.id, "site": window.site, "uid": one_uid}
+
+
 def _log_window(kind: str, window: MaintenanceWindow, what: str, now: datetime) -> None:
     note = f" ({window.note})" if window.note else ""
     write_log(
@@ -184,7 +190,7 @@ def _log_window(kind: str, window: MaintenanceWindow, what: str, now: datetime) 
         f"maintenance window #{window.id} for {describe_target(window)} {what}{note}",
         None,
         now,
-        details={"window_id": window.id, "site": window.site},
+        details=log_details(window),
     )
 
 

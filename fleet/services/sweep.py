@@ -31,6 +31,7 @@ from fleet.services import locks
 from fleet.services.commands import expire_commands
 from fleet.services.device_state import fleet_defaults, thresholds_of
 from fleet.services.events import Event, EventKind, reconnect_event, record_events, status_event
+from fleet.services.queries import among
 from fleet.services.schedule_tick import run_schedule_tick
 from fleet.timeutil import utcnow
 
@@ -197,7 +198,7 @@ def _move_in_chunks(
         ids = list(db.session.execute(chunk).scalars())
         if not ids:
             return
-        rows = _move(from_status, to_status, now, Device.id.in_(ids))
+        rows = _move(from_status, to_status, now, among(Device.id, ids))
         changes.extend(_change(row, from_status, to_status, now) for row in rows)
         if keep_alive is not None:
             keep_alive()

@@ -19,6 +19,11 @@ HUGE = "9" * 30
         "/devices/kiosk-1?uid=other&page=2&_external=1",
         "/?q=%00",
         "/devices/kiosk%001",
+        "/events?device=%00&site=%25_%5C&reason=" + "x" * 5000,
+        "/events?kind=no_such_kind&source=alerts&until=2026-01-01",
+        f"/events?source=%00&kind=%00&page={HUGE}",
+        f"/events/poll?after=1.1&device=%00&reason=%25&since={HUGE}",
+        "/events/poll?after=%C2%B2.1",
     ],
 )
 def test_it_shrugs_off_absurd_numbers_in_urls(client, login, make_device, url):

@@ -1,7 +1,15 @@
 from datetime import timedelta
 
+from fleet.extensions import db
+from fleet.models import Device
 from fleet.services import heartbeats, reconnects
-from fleet.services.queries import DeviceFilter, fleet_counts, list_devices, matching_device_ids
+from fleet.services.queries import (
+    DeviceFilter,
+    among,
+    fleet_counts,
+    list_devices,
+    matching_device_ids,
+)
 from fleet.services.sweep import enforce_timeouts
 from fleet.timeutil import utcnow
 from tests.helpers import snapshot_of
@@ -109,3 +117,15 @@ def test_a_page_past_the_end_is_the_last_page(make_device):
         make_device(f"kiosk-{n}", now=T0)
     page = list_devices(DeviceFilter(sort="uid", page=999, per_page=3), T0)
     assert (page.page, page.pages, uids(page)) == (3, 3, ["kiosk-6"])
+
+
+def test_among_matches_the_values_given_as_an_array_or_a_list(make_device):
+    ids = [make_device(f"kiosk-{n}", site=f"site-{n % 2}").id for n in range(4)]
+    select = db.select(Device.uid).order_by(Device.uid)
+    assert db.session.execute(select.where(among(Device.id, ids[1:3]))).scalars().all() == [
+        "kiosk-1",
+        "kiosk-2",
+    ]
+    by_site = select.where(among(Device.site, ["site-1", "nowhere"]))
+    assert db.session.execute(by_site).scalars().all() == ["kiosk-1", "kiosk-3"]
+    assert db.session.execute(select.where(among(Device.id, []))).scalars().all() == []

@@ -35,7 +35,7 @@ from fleet.services.alerts.audit import write_log
 from fleet.services.alerts.ruleset import Rule, load_rules
 from fleet.services.device_state import thresholds_of
 from fleet.services.events import EventKind
-from fleet.services.queries import flap_settings
+from fleet.services.queries import among, flap_settings
 
 log = structlog.get_logger("pulseboard.alerts")
 
@@ -100,7 +100,7 @@ def on_status_events(events: list[Any]) -> list[Any]:
 def _devices(ids: set[int]) -> dict[int, Any]:
     # A device never seen online raises nothing: it is left out here.
     rows = db.session.execute(
-        select(*DEVICE_COLUMNS).where(Device.id.in_(ids), Device.last_heartbeat_at.is_not(None))
+        select(*DEVICE_COLUMNS).where(among(Device.id, ids), Device.last_heartbeat_at.is_not(None))
     )
     return {row.id: row for row in rows}
 
@@ -213,7 +213,7 @@ def _evaluate_sites(rules: list[Rule], devices: dict[int, Any], now: datetime, q
                 _resolve_site(incident, rule, now)
         _open_sites(rule, to_open, now, quiet, with_device_incidents)
     silent_now = [device_id for site in growing for device_id in down[site]]
-    incidents.add_members_by_site(list(growing.values()), silent_now, now)
+    incidents.add_members_by_site(growing, silent_now, now)
 
 
 def _site_counts(sites: set[str]) -> dict[str, tuple[int, int]]:
@@ -237,7 +237,7 @@ def _active_incidents(rule_ids: list[int], subjects: list[str]) -> dict[tuple[in
     rows = db.session.execute(
         select(Incident).where(
             Incident.rule_id.in_(rule_ids),
-            Incident.subject.in_(subjects),
+            among(Incident.subject, subjects),
             Incident.state.in_(ACTIVE_STATES),
         )
     ).scalars()
@@ -250,7 +250,7 @@ def _open_sites(
     """Open the outage incidents of these sites for one rule, a statement per step, not per site."""
     rows = [incidents.incident_values(rule, now, site=site, quiet=quiet) for site in sizes]
     opened = _inserted_by_site(rows, sizes)
-    named = incidents.name_silent_devices(list(opened.values()), now)
+    named = incidents.name_silent_devices(opened, now)
     if rule.for_seconds or not opened:
         return
     for site, incident_id in opened.items():
@@ -311,10 +311,13 @@ def _unfold(site_incident_id: int, still_down: list[tuple[int, str]], now: datet
         if rule and not child.quiet and not outbox.was_announced(row.id):
             incidents.announce(row.id, rule, NotificationKind.OPENED, now)
     devices = _devices({device_id for device_id, _ in still_down if device_id not in covered})
-    for device in devices.values():
-        for rule in rules.values():
-            if rule.covers(device) and _holds(rule, device.status) and not excused(device):
-                _open_device(rule, device, now, quiet=False, firing_sites={}, delay=0)
+    for rule in rules.values():
+        due = [
+            d
+            for d in devices.values()
+            if rule.covers(d) and _holds(rule, d.status) and not excused(d)
+        ]
+        _open_devices(rule, due, now, quiet=False, firing_sites={}, delay=0)
 
 
 # --- device rules -------------------------------------------------------------------
@@ -345,9 +348,10 @@ def _evaluate_devices(
         [rule.id for rule in rules], [incidents.device_subject(i) for i in latest]
     )
     flapping = _flapping_now(rules, latest, changes, now)
-    for device_id, event in latest.items():
-        device = devices[device_id]
-        for rule in rules:
+    for rule in rules:
+        to_open = []
+        for device_id, event in latest.items():
+            device = devices[device_id]
             if not rule.covers(device):
                 continue
             incident = active.get((rule.id, incidents.device_subject(device_id)))
@@ -358,11 +362,12 @@ def _evaluate_devices(
             )
             # Expected off (off hours, maintenance): nothing fires, but a recovery still ends one.
             if holds and incident is None and not excused(device):
-                _open_device(rule, device, now, quiet=quiet, firing_sites=firing_sites)
+                to_open.append(device)
             elif incident is not None and event.kind == EventKind.SILENT_AT_OPENING:
                 _restart_wait(incident, rule, now)
             elif not holds and incident is not None and rule.kind != RuleKind.FLAPPING:
                 incidents.resolve(incident.id, rule, now)
+        _open_devices(rule, to_open, now, quiet=quiet, firing_sites=firing_sites)
 
 
 def _restart_wait(incident: Incident, rule: Rule, now: datetime) -> None:
@@ -396,7 +401,7 @@ def _flapping_now(
         db.session.execute(
             select(DeviceEvent.device_id, func.count())
             .where(
-                DeviceEvent.device_id.in_(list(latest)),
+                among(DeviceEvent.device_id, list(latest)),
                 DeviceEvent.kind == "status",
                 DeviceEvent.expected_off.is_(None),
                 DeviceEvent.created_at >= settings.since(now),
@@ -412,29 +417,54 @@ def _flapping_now(
     return {i for i in latest if stored.get(i, 0) + batch[i] >= settings.threshold}
 
 
-def _open_device(
+def _open_devices(
     rule: Rule,
-    device: Any,
+    devices: list[Any],
     now: datetime,
     *,
     quiet: bool,
     firing_sites: dict[str, int],
     delay: float | None = None,
 ) -> None:
-    site_incident = firing_sites.get(device.site) if device.site else None
-    if site_incident is not None:
-        # Folded: the site's outage already speaks for this device.
-        incidents.add_members(site_incident, [device.id], now)
-        return
-    incident_id = incidents.open_incident(
-        rule, now, site=device.site, device_id=device.id, quiet=quiet
+    """Open the rule's incidents for these devices, a statement per step rather than per device.
+
+    A device in a site whose outage is firing is named in that incident
+    instead: the site's outage already speaks for it.
+    """
+    folded = [d for d in devices if d.site in firing_sites]
+    incidents.add_members_by_site(
+        {d.site: firing_sites[d.site] for d in folded}, [d.id for d in folded], now
     )
-    if incident_id is None:
+    own = [d for d in devices if d.site not in firing_sites]
+    rows = [
+        incidents.incident_values(rule, now, site=d.site, device_id=d.id, quiet=quiet) for d in own
+    ]
+    inserted = incidents.insert_incidents(rows)
+    # A device whose incident is active already (a racing writer opened it) is skipped.
+    opened = [
+        (inserted[incidents.device_subject(d.id)], d)
+        for d in own
+        if incidents.device_subject(d.id) in inserted
+    ]
+    incidents.add_own_devices([(incident_id, d.id) for incident_id, d in opened], now)
+    if rule.for_seconds or not opened:
         return
-    incidents.add_members(incident_id, [device.id], now)
-    if rule.for_seconds == 0:
-        wait = incidents.group_wait() if delay is None else delay
-        incidents.fire(incident_id, rule, now, wait, quiet)
+    # Known already, so not read back per incident (facts_of): one device, named by uid.
+    facts = [
+        messages.IncidentFacts(
+            id=incident_id,
+            rule=rule.name,
+            kind=rule.kind,
+            site=d.site,
+            device_uids=[d.uid],
+            device_count=1,
+            site_size=None,
+            opened_at=now,
+        )
+        for incident_id, d in opened
+    ]
+    wait = incidents.group_wait() if delay is None else delay
+    incidents.fire_many(rule, facts, now, wait, quiet)
 
 
 # --- what time alone triggers -------------------------------------------------------

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Integer, exists, func, insert, literal, select, text, update
+from sqlalchemy import Integer, case, exists, func, insert, literal, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from fleet.alert_models import (
@@ -34,6 +34,7 @@ from fleet.rules import Status
 from fleet.services.alerts import messages, outbox
 from fleet.services.alerts.audit import write_log
 from fleet.services.alerts.ruleset import Rule
+from fleet.services.queries import among
 from fleet.timeutil import UTCDateTime
 
 MAX_NOTE = 1000
@@ -126,43 +127,55 @@ def add_members(incident_id: int, device_ids: list[int], now: datetime) -> None:
     )
     chosen = select(
         literal(incident_id, type_=Integer()), Device.id, literal(now, type_=UTCDateTime())
-    ).where(Device.id.in_(device_ids), ~exists(named))
+    ).where(among(Device.id, device_ids), ~exists(named))
     db.session.execute(insert(IncidentDevice).from_select(MEMBER_COLUMNS, chosen))
 
 
 MEMBER_COLUMNS = ["incident_id", "device_id", "added_at"]
 
 
-def add_members_by_site(incident_ids: list[int], device_ids: list[int], now: datetime) -> None:
-    """Name each of these devices in whichever of these site incidents is its site's: one INSERT."""
-    if not incident_ids or not device_ids:
+def add_own_devices(pairs: list[tuple[int, int]], now: datetime) -> None:
+    """Name each new device incident's own device, (incident id, device id), in one INSERT."""
+    if pairs:
+        rows = [{"incident_id": i, "device_id": d, "added_at": now} for i, d in pairs]
+        db.session.execute(insert(IncidentDevice).values(rows))
+
+
+def _incident_of_site(by_site: dict[str, int]) -> Any:
+    """The incident id for each device's site, as a CASE over the few sites at hand.
+
+    Not a join with `incident`: its rows were inserted in this very
+    transaction, so PostgreSQL has no statistics for them and planned a scan
+    of `incident` per device (a second for 10,000 devices; docs/benchmarks.md).
+    """
+    return case(by_site, value=Device.site)
+
+
+def add_members_by_site(by_site: dict[str, int], device_ids: list[int], now: datetime) -> None:
+    """Name each of these devices in its site's incident (site -> incident id): one INSERT."""
+    if not by_site or not device_ids:
         return
     named = select(IncidentDevice.device_id).where(
-        IncidentDevice.incident_id == Incident.id, IncidentDevice.device_id == Device.id
+        IncidentDevice.incident_id.in_(list(by_site.values())),
+        IncidentDevice.device_id == Device.id,
     )
-    chosen = (
-        select(Incident.id, Device.id, literal(now, type_=UTCDateTime()))
-        .join(Incident, Incident.site == Device.site)
-        .where(Incident.id.in_(incident_ids), Device.id.in_(device_ids), ~exists(named))
+    chosen = select(_incident_of_site(by_site), Device.id, literal(now, type_=UTCDateTime())).where(
+        among(Device.id, device_ids), Device.site.in_(list(by_site)), ~exists(named)
     )
     db.session.execute(insert(IncidentDevice).from_select(MEMBER_COLUMNS, chosen))
 
 
-def name_silent_devices(incident_ids: list[int], now: datetime) -> Counter[int]:
-    """Name in each new site incident every device of its site that is not connected.
+def name_silent_devices(by_site: dict[str, int], now: datetime) -> Counter[int]:
+    """Name in each new site incident (site -> incident id) every device of its site not connected.
 
     One INSERT ... SELECT for all the sites; returns how many each incident names.
     """
-    if not incident_ids:
+    if not by_site:
         return Counter()
-    chosen = (
-        select(Incident.id, Device.id, literal(now, type_=UTCDateTime()))
-        .join(Incident, Incident.site == Device.site)
-        .where(
-            Incident.id.in_(incident_ids),
-            Device.status != Status.CONNECTED,
-            Device.last_heartbeat_at.is_not(None),
-        )
+    chosen = select(_incident_of_site(by_site), Device.id, literal(now, type_=UTCDateTime())).where(
+        Device.site.in_(list(by_site)),
+        Device.status != Status.CONNECTED,
+        Device.last_heartbeat_at.is_not(None),
     )
     statement = insert(IncidentDevice).from_select(MEMBER_COLUMNS, chosen)
     named = db.session.execute(statement.returning(IncidentDevice.incident_id)).scalars()

@@ -166,3 +166,18 @@ def test_each_site_is_evaluated_once_a_minute_and_a_change_invalidates_that_site
     assert (state("k1"), state("k2")) == ("off_hours", None)
     run_schedule_tick(later(1))
     assert sorted(evaluated) == ["Europe/Berlin", "Europe/Berlin", "UTC"]  # a new minute
+
+
+def test_the_events_page_finds_a_windows_log_entries_by_its_site_or_device(make_device):
+    from fleet.services import event_log
+    from fleet.services.event_log import LogFilter
+
+    make_device("k1", now=NOW, site="mall")
+    hours.create_window(WindowSpec(uids=["k1"], ends_at=later(60)), "ana@example.com", NOW)
+    hours.create_window(WindowSpec(site="mall", ends_at=later(60)), "ana@example.com", NOW)
+    by_device = event_log.events_screen(LogFilter(device="k1")).entries
+    assert {"maintenance_created", "maintenance_opened"} <= {entry.kind for entry in by_device}
+    by_site = [e for e in event_log.events_screen(LogFilter(site="mall")).entries if e.site]
+    assert {entry.actor for entry in by_site if entry.kind == "maintenance_created"} == {
+        "ana@example.com"
+    }

@@ -12,11 +12,13 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import jsonify, request
+from flask import current_app, jsonify, request
 from pydantic import BaseModel, ValidationError
 
 from api import bp
 from api.admin_schemas import (
+    BulkActionOut,
+    BulkCommandRequest,
     CommandCreated,
     CommandDetail,
     CommandListResponse,
@@ -35,6 +37,7 @@ from api.admin_schemas import (
     PingTargetOut,
     ReconnectRequest,
     ReconnectResponse,
+    bulk_action_out,
     command_detail,
     device_out,
     reconnect_out,
@@ -44,9 +47,18 @@ from api.body import parse_body
 from api.errors import invalid_fields
 from api.spec import describe
 from fleet.errors import FleetError, Forbidden
-from fleet.services import commands, device_state, pings, queries, reconnects, service_tokens
+from fleet.services import (
+    bulk,
+    commands,
+    device_state,
+    pings,
+    queries,
+    reconnects,
+    service_tokens,
+)
 from fleet.services.service_tokens import ServiceIdentity
 from fleet.timeutil import utcnow
+from jobs.bulk import start_in_background
 
 View = TypeVar("View", bound=Callable[..., Any])
 Query = TypeVar("Query", bound=BaseModel)
@@ -303,3 +315,36 @@ def request_command(uid: str):
 def list_commands(uid: str):
     items = [CommandDetail(**command_detail(c)) for c in commands.list_commands(uid)]
     return jsonify(CommandListResponse(items=items).model_dump(mode="json"))
+
+
+@bp.post("/admin/commands")
+@describe(
+    "Send a command to every device a filter matches, delays spread over a window, a chunk at "
+    "a time; poll GET /api/admin/commands/{action_id} for its progress",
+    request=BulkCommandRequest,
+    response=BulkActionOut,
+    status=202,
+    auth="service:operate",
+    errors=(*SERVICE_ERRORS, 400, 413, 422),
+)
+@require_service("operate")
+def bulk_command():
+    body = parse_body(BulkCommandRequest)
+    view = queries.DeviceFilter(**body.filter.model_dump())
+    action = bulk.request_bulk_command(view, body.kind, body.params, identity().actor, utcnow())
+    if action.state == bulk.RUNNING:
+        start_in_background(current_app._get_current_object(), action.id)
+    return jsonify(bulk_action_out(action).model_dump(mode="json")), 202
+
+
+@bp.get("/admin/commands/<int:action_id>")
+@describe(
+    "How far a bulk command (or bulk reconnect) is",
+    response=BulkActionOut,
+    auth="service:read",
+    errors=(*SERVICE_ERRORS, 404),
+)
+@require_service("read")
+def bulk_progress(action_id: int):
+    action = bulk.get_bulk_action(action_id)
+    return jsonify(bulk_action_out(action).model_dump(mode="json"))

@@ -276,6 +276,55 @@ class CommandListResponse(Schema):
     items: list[CommandDetail]
 
 
+class BulkFilter(RequestBody):
+    """Which devices: the dashboard's filters; at least one is required."""
+
+    status: StatusName | None = None
+    site: str | None = Field(default=None, max_length=200)
+    flapping: bool | None = None
+    q: str | None = Field(default=None, max_length=200)
+
+
+class BulkCommandRequest(CommandRequest):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"kind": "refresh_content", "filter": {"site": "Berlin HQ"}}]
+        }
+    )
+
+    filter: BulkFilter = Field(
+        description="The devices to ask, as the dashboard filters them; an empty filter is "
+        "refused, so nobody asks the whole fleet by accident."
+    )
+
+
+class BulkActionOut(Schema):
+    id: int
+    kind: str
+    params: dict[str, Any] | None
+    state: str = Field(description="running (a chunk at a time) or done.")
+    total: int = Field(description="Devices that matched the filter when the run started.")
+    done: int
+    requested_by: str
+    requested_at: datetime
+    finished_at: datetime | None
+
+
+def bulk_action_out(action: Any) -> BulkActionOut:
+    """A bulk action's progress as the admin API shows it."""
+    return BulkActionOut(
+        id=action.id,
+        kind=action.kind,
+        params=action.params,
+        state=action.state,
+        total=action.total,
+        done=action.done,
+        requested_by=action.actor,
+        requested_at=action.requested_at,
+        finished_at=action.finished_at,
+    )
+
+
 def command_detail(command: Any) -> dict[str, Any]:
     """A command's fields as the admin API and the dashboard show them."""
     return {name: getattr(command, name) for name in CommandDetail.model_fields}

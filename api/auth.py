@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import NoReturn
 
+from flask import Request
+
 from fleet import ratelimits
 from fleet.context import current_request
 from fleet.errors import Unauthorized
 
 
-def bearer_token() -> str | None:
-    """The token from `Authorization: Bearer ...`, or None."""
-    header = current_request().headers.get("Authorization", "")
+def bearer_token(request: Request | None = None) -> str | None:
+    """The token from `Authorization: Bearer ...` of `request` (else the current one), or None."""
+    header = (request or current_request()).headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, TypeVar
 
+from flask import Request
 from pydantic import BaseModel
 
 from fleet.context import current_request
@@ -18,9 +19,9 @@ class MalformedBody(FleetError):
     http_status = 400
 
 
-def read_json_object() -> dict[str, Any]:
-    """The body as a JSON object; an empty body is an empty object."""
-    raw = current_request().get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH
+def read_json_object(request: Request | None = None) -> dict[str, Any]:
+    """The body of `request` (else the current one) as a JSON object; empty is an empty object."""
+    raw = (request or current_request()).get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH
     if not raw.strip():
         return {}
     try:
@@ -88,6 +89,6 @@ def nests_deeper_than(value: Any, limit: int) -> bool:
     return False
 
 
-def parse_body(schema: type[Schema]) -> Schema:
+def parse_body(schema: type[Schema], request: Request | None = None) -> Schema:
     """The body validated against `schema` (a pydantic ValidationError becomes a 422)."""
-    return schema.model_validate(read_json_object())
+    return schema.model_validate(read_json_object(request))

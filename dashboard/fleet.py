@@ -1,4 +1,4 @@
-"""The fleet page, its poll, and the reconnect actions."""
+"""The fleet page, its poll, and the reconnect and bulk command actions."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from flask_login import current_user
 
 from dashboard import bp
 from dashboard.auth import requires_role
-from dashboard.params import device_filter, parse_time, shown_ids
+from dashboard.params import command_params, device_filter, parse_time, shown_ids
+from fleet.errors import InvalidInput
 from fleet.models import BulkAction
 from fleet.services import bulk, dashboard
 from fleet.timeutil import utcnow
@@ -61,6 +62,25 @@ def reconnect(uid: str):
 @requires_role("operator")
 def reconnect_bulk():
     action = dashboard.reconnect_matching(device_filter(request.args), current_user.email, utcnow())
+    if action.state == bulk.RUNNING:
+        start_in_background(current_app._get_current_object(), action.id)
+    return _bulk_progress(action)
+
+
+@bp.post("/commands/bulk")
+@requires_role("operator")
+def command_bulk():
+    """A command to every device the view matches; a refusal comes back as the result line."""
+    try:
+        action = dashboard.command_matching(
+            device_filter(request.args),
+            request.form.get("kind", ""),
+            command_params(request.form),
+            current_user.email,
+            utcnow(),
+        )
+    except InvalidInput as refused:
+        return render_template("dashboard/_bulk_result.html", error=refused.message), 200
     if action.state == bulk.RUNNING:
         start_in_background(current_app._get_current_object(), action.id)
     return _bulk_progress(action)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from werkzeug.datastructures import MultiDict
 
+from fleet.errors import InvalidInput
 from fleet.rules import Status
 from fleet.services.event_log import Cursor, LogFilter
 from fleet.services.queries import (
@@ -25,6 +26,16 @@ def _int(args: MultiDict, name: str, default: int) -> int:
     if not (raw.isascii() and raw.isdigit()):  # "²".isdigit() is True, int("²") fails
         return default
     return int(raw) if 0 < int(raw) <= MAX_PAGE_NUMBER else default
+
+
+def command_params(form: MultiDict) -> dict[str, int]:
+    """A command's params from a dashboard form: the optional delay; InvalidInput if it is bad."""
+    raw = (form.get("delay_seconds") or "").strip()
+    if not raw:
+        return {}
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 6:
+        raise InvalidInput("the delay is a whole number of seconds")
+    return {"delay_seconds": int(raw)}
 
 
 def page_number(args: MultiDict) -> int:

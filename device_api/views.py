@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 from pydantic import TypeAdapter
 
 from api.auth import bearer_token, refuse_credentials
@@ -16,7 +16,7 @@ from api.schemas import (
 )
 from api.spec import describe
 from fleet import ratelimits
-from fleet.context import current_request
+from fleet.context import current_application, current_request
 from fleet.errors import EnrolmentRefused, Unauthorized
 from fleet.services import enrolment, heartbeats, screenshots
 from fleet.services.commands import Ack
@@ -82,12 +82,12 @@ def register():
     errors=(400, 401, 413, 422, 429, 503),
 )
 def heartbeat():
-    request = current_request()
-    token = bearer_token() or refuse_credentials("missing device token")
+    request, app = current_request(), current_application()
+    token = bearer_token(request) or refuse_credentials("missing device token")
     token_hash = hash_token(token)
-    ratelimits.refuse_a_flooding_address(request.remote_addr, token_hash)
-    ratelimits.check_heartbeat_limits(token_hash)
-    body = parse_body(HeartbeatRequest)
+    ratelimits.refuse_a_flooding_address(app, request.remote_addr, token_hash)
+    ratelimits.check_heartbeat_limits(app, token_hash)
+    body = parse_body(HeartbeatRequest, request)
     # Read field by field: model_dump() would copy them all twice as slowly.
     telemetry = heartbeats.Telemetry(
         body.battery_level, body.wifi_strength, body.app_version, body.uptime_seconds, body.extra
@@ -95,11 +95,11 @@ def heartbeat():
     acks = [Ack(ack.id, ack.result, ack.message) for ack in body.acks] if body.acks else None
     try:
         result = heartbeats.accept_heartbeat(
-            token_hash, telemetry, utcnow(), request.remote_addr, acks
+            token_hash, telemetry, utcnow(), request.remote_addr, acks, app.config
         )
     except Unauthorized as error:
         refuse_credentials(error.message)
-    ratelimits.guard().remember_good(token_hash)
+    ratelimits.guard(app).remember_good(token_hash)
     return Response(HEARTBEAT_ANSWER.dump_json(result), content_type="application/json")
 
 
@@ -117,12 +117,12 @@ HEARTBEAT_ANSWER = TypeAdapter(heartbeats.HeartbeatResult)
     errors=(400, 401, 404, 413, 422, 429, 503),
 )
 def upload_screenshot():
-    request = current_request()
+    request, app = current_request(), current_application()
     token = bearer_token() or refuse_credentials("missing device token")
     token_hash = hash_token(token)
-    ratelimits.refuse_a_flooding_address(request.remote_addr, token_hash)
+    ratelimits.refuse_a_flooding_address(app, request.remote_addr, token_hash)
     # Larger than the JSON bodies' cap: past it Flask answers 413 before reading on.
-    request.max_content_length = current_app.config["SCREENSHOT_MAX_BYTES"]
+    request.max_content_length = app.config["SCREENSHOT_MAX_BYTES"]
     try:
         stored = screenshots.store_screenshot(
             token_hash, request.get_data(), request.args.get("command_id"), utcnow()

@@ -60,6 +60,13 @@ SWEEP_TRANSITIONS = Counter(
     "pulseboard_sweep_transitions_total",
     "Status transitions made by the timeout sweeps run by this process.",
 )
+COMMANDS = Counter(
+    "pulseboard_commands_total",
+    "Remote-command events committed by this process, by command kind, event (requested, "
+    "replaced, delivered, acknowledged, expired, unacknowledged) and the device's result "
+    "(ok or failed for an acknowledgement, none otherwise).",
+    ["kind", "event", "result"],
+)
 
 
 def heartbeat_result(status_code: int) -> str:
@@ -90,6 +97,18 @@ def _heartbeat_series(status_code: int) -> Any:
 def record_transition(from_status: str | None, to_status: str | None, source: str) -> None:
     """Count one committed status transition."""
     TRANSITIONS.labels(from_status or "none", to_status or "none", source).inc()
+
+
+def record_command_event(event_kind: str, details: dict[str, Any] | None) -> None:
+    """Count one committed command event ("command_delivered", ...) of the command in `details`."""
+    details = details or {}
+    event = event_kind.removeprefix("command_")
+    _command_series(details.get("command", "unknown"), event, details.get("result") or "none").inc()
+
+
+@lru_cache(maxsize=256)
+def _command_series(kind: str, event: str, result: str) -> Any:
+    return COMMANDS.labels(kind, event, result)
 
 
 def record_ping_result(applied: bool, reachable: bool) -> None:

@@ -208,9 +208,11 @@ class BulkAction(db.Model):
     __tablename__ = "bulk_action"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))  # "reconnect" or a command kind
     actor: Mapped[str] = mapped_column(String(200))
     view: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # A command's params (its base delay); None for a bulk reconnect.
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
     total: Mapped[int] = mapped_column(Integer)
     done: Mapped[int] = mapped_column(Integer, default=0)

@@ -110,13 +110,13 @@ def heartbeat_limits(min_interval_seconds: int, max_per_minute: int) -> tuple[Ra
     return (interval, cap)
 
 
-def check_heartbeat_limits(token_hash: str) -> None:
+def check_heartbeat_limits(app: Flask, token_hash: str) -> None:
     """Count one heartbeat against its device's limits; RateLimited once it is over one.
 
     The limits follow the token, whichever address it comes from, and need no
     database lookup first: a token that matches no device only limits itself.
+    `app` is the app being served, passed in: the heartbeat reads it once.
     """
-    app = current_application()
     config = app.config
     if not config["RATELIMIT_ENABLED"]:
         return
@@ -173,11 +173,12 @@ def count_failed_credentials(address: str | None) -> None:
         raise refusal
 
 
-def guard() -> FloodGuard:
-    return current_application().extensions[GUARD_KEY]
+def guard(app: Flask | None = None) -> FloodGuard:
+    """The flood guard of `app` (the heartbeat passes the app it read), else of the app served."""
+    return (app or current_application()).extensions[GUARD_KEY]
 
 
-def refuse_a_flooding_address(address: str | None, token_hash: str) -> None:
+def refuse_a_flooding_address(app: Flask, address: str | None, token_hash: str) -> None:
     """RateLimited, before any database work, for an unknown token from a flooding address.
 
     An address sending token after unknown token would otherwise cost a token
@@ -185,8 +186,7 @@ def refuse_a_flooding_address(address: str | None, token_hash: str) -> None:
     refused it, until its window ends. Tokens this process has seen accepted
     pass on as usual, so the devices behind that address keep beating.
     """
-    # One look-up of the app: this runs on every heartbeat.
-    app = current_application()
+    # The caller's app, not a look-up through the proxy: this runs on every heartbeat.
     if not app.config["RATELIMIT_ENABLED"]:
         return
     current: FloodGuard = app.extensions[GUARD_KEY]

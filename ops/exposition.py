@@ -1,10 +1,11 @@
 """The Prometheus exposition /metrics serves: this host's counters, then the fleet gauges.
 
 The counters are kept by fleet.metrics in the process that does the work. The
-fleet gauges (devices by status, the last sweep) are not per-process facts:
-they are read from the database at scrape time, with one GROUP BY and one
-indexed lookup. Living here, beside the view, the exposition may import the
-services it reads without the services' own counters importing them back.
+fleet gauges (devices by status, the last sweep, the commands waiting) are not
+per-process facts: they are read from the database at scrape time, with two
+GROUP BYs (the commands' over an index range) and one indexed lookup. Living
+here, beside the view, the exposition may import the services it reads
+without the services' own counters importing them back.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 
+from fleet.config import COMMAND_KIND_NAMES
 from fleet.extensions import db
 from fleet.models import SweepRun
 from fleet.rules import Status
+from fleet.services.commands import CommandState, open_commands
 from fleet.services.queries import devices_by_status
 from fleet.services.sweep import last_sweep
 
@@ -30,9 +33,15 @@ log = structlog.get_logger("pulseboard.metrics")
 class FleetCollector(Collector):
     """Gauges computed from the database when scraped."""
 
-    def __init__(self, counts: dict[str, int], last_sweep: SweepRun | None) -> None:
+    def __init__(
+        self,
+        counts: dict[str, int],
+        last_sweep: SweepRun | None,
+        commands: dict[tuple[str, str], int] | None = None,
+    ) -> None:
         self.counts = counts
         self.last_sweep = last_sweep
+        self.commands = commands or {}
 
     def collect(self) -> Iterator[Metric]:
         devices = GaugeMetricFamily(
@@ -41,6 +50,7 @@ class FleetCollector(Collector):
         for status in Status:
             devices.add_metric([status.value], self.counts.get(status.value, 0))
         yield devices
+        yield from self._commands()
         if self.last_sweep is None:
             return
         run = self.last_sweep
@@ -59,6 +69,17 @@ class FleetCollector(Collector):
             "Status transitions made by the newest completed sweep.",
             value=run.transitions,
         )
+
+    def _commands(self) -> Iterator[Metric]:
+        waiting = (
+            (CommandState.PENDING, "pulseboard_commands_pending", "waiting for a heartbeat"),
+            (CommandState.DELIVERED, "pulseboard_commands_awaiting_ack", "delivered, no ack yet"),
+        )
+        for state, name, what in waiting:
+            gauge = GaugeMetricFamily(name, f"Commands {what}, by kind.", labels=["kind"])
+            for kind in COMMAND_KIND_NAMES:
+                gauge.add_metric([kind], self.commands.get((state, kind), 0))
+            yield gauge
 
 
 def multiprocess_mode() -> bool:
@@ -79,7 +100,7 @@ def render_latest() -> bytes:
 def _fleet_exposition() -> bytes:
     # A database outage must not cost the scrape the counters that explain it.
     try:
-        collector = FleetCollector(devices_by_status(), last_sweep())
+        collector = FleetCollector(devices_by_status(), last_sweep(), open_commands())
     except SQLAlchemyError as error:
         db.session.rollback()
         log.warning("fleet_metrics_unavailable", error=type(error).__name__)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -20,6 +21,27 @@ EVENTS_SQL = (
     "SELECT e.kind, e.from_status, e.to_status, e.source FROM device_event e "
     "JOIN device d ON d.id = e.device_id WHERE d.uid = :uid ORDER BY e.id"
 )
+
+
+def finished_bulk_line(client: Any, page: str, backend: str) -> str:
+    """The result line of the bulk run `page` started, once the run is done (20 s at most).
+
+    With Redis the run is an RQ job, so a real worker takes it; without, a thread does.
+    """
+    from rq import Queue, SimpleWorker
+
+    from fleet.services import locks
+    from jobs import QUEUE
+
+    poll = re.search(r'hx-get="(/bulk/\d+)"', page).group(1)
+    if backend == "postgres":
+        SimpleWorker([Queue(QUEUE, connection=locks.redis_client())]).work(burst=True)
+    deadline = time.monotonic() + 20
+    while "Asked" not in (answer := client.get(poll).get_data(as_text=True)):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    return answer
 
 
 def device_row(uid: str) -> Device:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import click
+from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy.exc import SQLAlchemyError
 
 from fleet.errors import FleetError
-from fleet.services import commands, enrolment
+from fleet.rules import Status
+from fleet.services import bulk, commands, enrolment
+from fleet.services.queries import DeviceFilter
 from fleet.services.sweep import SweepReport, enforce_timeouts, run_sweep
 from fleet.timeutil import utcnow
 
@@ -58,6 +61,43 @@ def command_command(uid: str, kind: str, params: tuple[str, ...], actor: str) ->
     if requested.replaced_id is not None:
         click.echo(f"It replaces pending command {requested.replaced_id}.")
     click.echo(f"Command {command.id} ({command.kind}) for {uid} is {command.state}.")
+
+
+@devices_cli.command("command-all")
+@click.argument("kind")
+@click.option(
+    "--status", type=click.Choice([s.value for s in Status]), help="Only devices in this status."
+)
+@click.option("--site", default=None, help="Only devices of this site.")
+@click.option("--flapping/--steady", default=None, help="Only flapping (or steady) devices.")
+@click.option("--search", "q", default=None, help="Only devices whose uid, name or site match.")
+@click.option(
+    "--param", "params", multiple=True, metavar="KEY=VALUE", help="e.g. delay_seconds=30."
+)
+@click.option("--by", "actor", default="cli", show_default=True, help="Who asks.")
+def command_all_command(
+    kind: str,
+    status: str | None,
+    site: str | None,
+    flapping: bool | None,
+    q: str | None,
+    params: tuple[str, ...],
+    actor: str,
+) -> None:
+    """Send a command to every device a filter matches (one filter at least), delays spread out."""
+    view = DeviceFilter(status=status, site=site, flapping=flapping, q=q)
+    now = utcnow()
+    try:
+        action = bulk.start_bulk_command(view, kind, parse_params(params), actor, now)
+        # Here, not in a background job: the command returns when every device is asked.
+        action = bulk.run_bulk_action(action.id, now)
+    except FleetError as error:
+        raise click.ClickException(error.message) from None
+    spread = current_app.config["BULK_RECONNECT_SPREAD_SECONDS"]
+    click.echo(
+        f"Bulk action {action.id}: asked {action.done} device(s) for {kind}, "
+        f"delays spread over {spread} s."
+    )
 
 
 def parse_params(pairs: tuple[str, ...]) -> dict[str, int]:

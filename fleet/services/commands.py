@@ -25,7 +25,7 @@ from enum import StrEnum
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, func, insert, select, update
 
 from fleet.errors import InvalidInput
 from fleet.extensions import db
@@ -105,63 +105,129 @@ def request_command(
     """Ask one device for a command on its next heartbeat; replaces a pending one of the kind."""
     params = check_request(kind, params)
     device = get_device(uid)
+    [stored] = store_commands([(device.id, device.uid, params)], kind, actor, now)
+    if kind == "reconnect":
+        delay = params.get("delay_seconds", current_app.config["RECONNECT_DELAY_SECONDS"])
+        details = {"command_id": stored.command_id}
+        store_reconnects([(device.id, device.uid, delay)], actor, now, details)
+    db.session.commit()
+    command = db.session.get(DeviceCommand, stored.command_id)
+    return Requested(command=command, replaced_id=stored.replaced_id)
+
+
+@dataclass(frozen=True)
+class Stored:
+    device_id: int
+    command_id: int
+    replaced_id: int | None
+
+
+def store_commands(
+    requests: list[tuple[int, str, dict[str, Any]]],
+    kind: str,
+    actor: str,
+    now: datetime,
+    details: dict[str, Any] | None = None,
+) -> list[Stored]:
+    """Store a pending `kind` for each (device id, uid, checked params), uncommitted.
+
+    1. Mark each device's pending command of the kind replaced (one statement).
+    2. Insert the new commands (one statement) and flag the devices as having
+       commands pending; the revision bump makes a heartbeat that read a
+       device before this request retry, so it cannot clear a flag it never saw.
+    3. Write a requested (and any replaced) event per device, with the actor.
+    """
+    device_ids = [device_id for device_id, _, _ in requests]
+    uids = {device_id: uid for device_id, uid, _ in requests}
+    replaced = _replace_pending(device_ids, kind)
     ttl = current_app.config[
         "RECONNECT_TTL_SECONDS" if kind == "reconnect" else "COMMAND_TTL_SECONDS"
     ]
-    replaced_id = _replace_pending(device, kind, actor, now)
-    command = DeviceCommand(
-        device_id=device.id,
-        kind=kind,
-        params=params,
-        state=CommandState.PENDING,
-        requested_by=actor,
-        issued_at=now,
-        expires_at=now + timedelta(seconds=ttl),
-    )
-    db.session.add(command)
-    db.session.flush()
-    if kind == "reconnect":
-        delay = params.get("delay_seconds", current_app.config["RECONNECT_DELAY_SECONDS"])
-        store_reconnects([(device.id, device.uid, delay)], actor, now, {"command_id": command.id})
-    # The revision bump makes a heartbeat that read the device before this
-    # request retry, so it cannot clear the flag of a command it never saw.
+    rows = [
+        {
+            "device_id": device_id,
+            "kind": kind,
+            "params": params,
+            "state": CommandState.PENDING,
+            "requested_by": actor,
+            "issued_at": now,
+            "expires_at": now + timedelta(seconds=ttl),
+        }
+        for device_id, _, params in requests
+    ]
+    inserted = db.session.execute(
+        insert(DeviceCommand).returning(DeviceCommand.id, DeviceCommand.device_id), rows
+    ).all()
+    ids = {row.device_id: row.id for row in inserted}
     db.session.execute(
         update(Device)
-        .where(Device.id == device.id)
+        .where(Device.id.in_(device_ids))
         .values(commands_pending=True, revision=Device.revision + 1, changed_at=now)
         .execution_options(synchronize_session=False)
     )
-    record_events([_event(device, command, EventKind.COMMAND_REQUESTED, now, actor=actor)])
-    db.session.commit()
-    return Requested(command=command, replaced_id=replaced_id)
+    events = [
+        _event_of(device_id, uids[device_id], old, kind, EventKind.COMMAND_REPLACED, now, actor)
+        for device_id, old in replaced.items()
+    ]
+    for device_id, _, params in requests:
+        event = _event_of(
+            device_id,
+            uids[device_id],
+            ids[device_id],
+            kind,
+            EventKind.COMMAND_REQUESTED,
+            now,
+            actor,
+        )
+        events.append(_with(event, details={**(details or {}), **event.details, "params": params}))
+    record_events(events)
+    return [Stored(device_id, ids[device_id], replaced.get(device_id)) for device_id in device_ids]
 
 
-def _replace_pending(device: Device, kind: str, actor: str, now: datetime) -> int | None:
+def _replace_pending(device_ids: list[int], kind: str) -> dict[int, int]:
+    """Mark these devices' pending commands of `kind` replaced; the replaced id by device id."""
     replaced = db.session.execute(
         update(DeviceCommand)
         .where(
-            DeviceCommand.device_id == device.id,
+            DeviceCommand.device_id.in_(device_ids),
             DeviceCommand.kind == kind,
             DeviceCommand.state == CommandState.PENDING,
         )
         .values(state=CommandState.REPLACED)
-        .returning(DeviceCommand.id, DeviceCommand.kind)
+        .returning(DeviceCommand.id, DeviceCommand.device_id)
         .execution_options(synchronize_session=False)
     ).all()
-    replaced_kind = EventKind.COMMAND_REPLACED
-    record_events(
-        [
-            _event_of(device.id, device.uid, row.id, row.kind, replaced_kind, now, actor)
-            for row in replaced
-        ]
+    return {row.device_id: row.id for row in replaced}
+
+
+def open_commands() -> dict[tuple[str, str], int]:
+    """How many commands wait, by (state, kind): pending ones for a heartbeat, delivered ones
+    for an ack. One GROUP BY over the (state, expires_at) index's range, for the metrics."""
+    rows = db.session.execute(
+        select(DeviceCommand.state, DeviceCommand.kind, func.count())
+        .where(DeviceCommand.state.in_((CommandState.PENDING, CommandState.DELIVERED)))
+        .group_by(DeviceCommand.state, DeviceCommand.kind)
     )
-    return replaced[0].id if replaced else None
+    return {(state, kind): count for state, kind, count in rows}
 
 
 def list_commands(uid: str, limit: int = HISTORY_LIMIT) -> list[DeviceCommand]:
     """A device's commands, newest first."""
     device = get_device(uid)
     return latest_commands(device.id, limit)
+
+
+def latest_by_device(device_ids: list[int]) -> dict[int, DeviceCommand]:
+    """Each of these devices' newest command, by device id: one query for a page of rows."""
+    if not device_ids:
+        return {}
+    newest = (
+        select(func.max(DeviceCommand.id))
+        .where(DeviceCommand.device_id.in_(device_ids))
+        .group_by(DeviceCommand.device_id)
+    )
+    rows = db.session.scalars(select(DeviceCommand).where(DeviceCommand.id.in_(newest)))
+    return {command.device_id: command for command in rows}
 
 
 def latest_commands(device_id: int, limit: int = HISTORY_LIMIT) -> list[DeviceCommand]:
@@ -296,11 +362,7 @@ def expire_commands(now: datetime) -> int:
     rows += [(row, EventKind.COMMAND_UNACKNOWLEDGED) for row in silent]
     if not rows:
         return 0
-    uids = dict(
-        db.session.execute(
-            select(Device.id, Device.uid).where(Device.id.in_({row.device_id for row, _ in rows}))
-        ).all()
-    )
+    uids = _touch_devices(sorted({row.device_id for row, _ in rows}), now)
     record_events(
         [
             _event_of(row.device_id, uids[row.device_id], row.id, row.kind, kind, now)
@@ -308,6 +370,25 @@ def expire_commands(now: datetime) -> int:
         ]
     )
     return len(rows)
+
+
+# Ids per statement: under PostgreSQL's 65,535 bind parameters, however many settle at once.
+TOUCH_CHUNK = 10_000
+
+
+def _touch_devices(device_ids: list[int], now: datetime) -> dict[int, str]:
+    """Move these devices' changed_at, so the grid's poll redraws their command; their uids."""
+    uids: dict[int, str] = {}
+    for start in range(0, len(device_ids), TOUCH_CHUNK):
+        touched = db.session.execute(
+            update(Device)
+            .where(Device.id.in_(device_ids[start : start + TOUCH_CHUNK]))
+            .values(changed_at=now)
+            .returning(Device.id, Device.uid)
+            .execution_options(synchronize_session=False)
+        )
+        uids.update((device_id, uid) for device_id, uid in touched)
+    return uids
 
 
 def _pending_due(now: datetime) -> Any:
@@ -359,13 +440,6 @@ def _event_of(
         created_at=now,
         details={"command_id": command_id, "command": kind},
     )
-
-
-def _event(
-    device: Device, command: DeviceCommand, event_kind: EventKind, now: datetime, actor: str
-) -> Event:
-    event = _event_of(device.id, device.uid, command.id, command.kind, event_kind, now, actor)
-    return _with(event, details={**(event.details or {}), "params": command.params})
 
 
 def _with(event: Event, **changes: Any) -> Event:

@@ -7,12 +7,15 @@ consulted, and a poll with nothing changed is one indexed range query.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from fleet import rules
-from fleet.models import BulkAction, Device
-from fleet.services import bulk, device_state, history, hours, queries, reconnects
+from fleet.errors import InvalidInput
+from fleet.extensions import db
+from fleet.models import BulkAction, Device, DeviceCommand
+from fleet.services import bulk, commands, device_state, history, hours, queries, reconnects
 from fleet.services.commands import CommandPanel, command_panel
 from fleet.services.hours import HoursView
 from fleet.services.queries import DeviceFilter, DevicePage, FlapSettings
@@ -36,6 +39,8 @@ class FleetScreen:
     sites: list[str]
     now: datetime
     cursor: datetime
+    # Each shown device's latest command, by device id (the grid's command cell).
+    commands: dict[int, DeviceCommand] = field(default_factory=dict)
 
     @property
     def tag(self) -> str:
@@ -48,6 +53,7 @@ class FleetPoll:
     outside_view: set[int]  # shown devices that no longer match the view's filters
     counts: dict[str, int]
     cursor: datetime
+    commands: dict[int, DeviceCommand] = field(default_factory=dict)
 
     @property
     def tag(self) -> str:
@@ -61,12 +67,14 @@ def poll_cursor(now: datetime) -> datetime:
 
 def fleet_screen(view: DeviceFilter, now: datetime) -> FleetScreen:
     """The fleet page: one page of devices, the counters and the site menu."""
+    page = queries.list_devices(view, now)
     return FleetScreen(
-        page=queries.list_devices(view, now),
+        page=page,
         counts=queries.fleet_counts(now),
         sites=queries.site_names(),
         now=now,
         cursor=poll_cursor(now),
+        commands=commands.latest_by_device([device.id for device, _ in page.items]),
     )
 
 
@@ -98,6 +106,7 @@ def poll_fleet(
         outside_view=set(on_screen) - matching,
         counts=counts,
         cursor=poll_cursor(now),
+        commands=commands.latest_by_device(on_screen),
     )
 
 
@@ -105,6 +114,33 @@ def reconnect_device(uid: str, actor: str, now: datetime) -> tuple[Device, int]:
     """Ask one device to reconnect; returns it with its flap count, for redrawing its row."""
     device = reconnects.request_reconnect(uid, actor, now)
     return device, queries.flap_count(device.id, now)
+
+
+@dataclass(frozen=True)
+class CommandCell:
+    """The grid's command cell of one device: its latest command, and why a request was refused."""
+
+    uid: str
+    command: DeviceCommand | None
+    error: str | None = None
+
+
+def command_from_grid(
+    uid: str, kind: str, params: dict[str, Any], actor: str, now: datetime
+) -> CommandCell:
+    """Ask one device for a command from its grid row; a refusal comes back as the cell's note."""
+    try:
+        requested = commands.request_command(uid, kind, params, actor, now)
+    except InvalidInput as refused:
+        db.session.rollback()
+        return command_cell(uid, refused.message)
+    return CommandCell(uid, requested.command)
+
+
+def command_cell(uid: str, error: str | None = None) -> CommandCell:
+    """The grid's command cell of one device as it stands."""
+    device = device_state.get_device(uid)
+    return CommandCell(device.uid, commands.latest_by_device([device.id]).get(device.id), error)
 
 
 def reconnect_matching(view: DeviceFilter, actor: str, now: datetime) -> BulkAction:
@@ -117,6 +153,18 @@ def reconnect_matching(view: DeviceFilter, actor: str, now: datetime) -> BulkAct
     if bulk.runs_in_the_request(action):
         return bulk.run_bulk_action(action.id, now)
     return action
+
+
+def command_matching(
+    view: DeviceFilter, kind: str, params: dict[str, Any], actor: str, now: datetime
+) -> BulkAction:
+    """Send a command to every device matching the view (all pages), delays spread out.
+
+    As `reconnect_matching`: a small run is done before this returns. InvalidInput
+    for a bad kind or params, or a view with no filter (nobody asks the whole
+    fleet to reboot by accident).
+    """
+    return bulk.request_bulk_command(view, kind, params, actor, now)
 
 
 @dataclass(frozen=True)

@@ -53,8 +53,9 @@ SNAPSHOT_COLUMNS = (
 
 
 def fleet_defaults(config: Mapping[str, Any] | None = None) -> Thresholds:
-    """The fleet-wide thresholds from config (the app's, unless a caller has read it already)."""
-    config = config or current_application().config
+    """The fleet-wide thresholds from `config` (the heartbeat passes the one it read), else the
+    app's."""
+    config = current_application().config if config is None else config
     return Thresholds(
         interval=config["HEARTBEAT_INTERVAL_SECONDS"],
         grace=config["GRACE_PERIOD_SECONDS"],

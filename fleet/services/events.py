@@ -216,6 +216,7 @@ def _copy_value(value: Any) -> Any:
 
 
 _UNLOGGED = "pulseboard_unlogged_events"
+COMMAND_EVENT_KINDS = frozenset(kind for kind in EventKind if kind.startswith("command_"))
 
 
 @sa_event.listens_for(Session, "after_commit")
@@ -234,6 +235,8 @@ def _log_committed_events(session: Session) -> None:
         )
         if event.kind == EventKind.STATUS:
             metrics.record_transition(event.from_status, event.to_status, event.source)
+        elif event.kind in COMMAND_EVENT_KINDS:
+            metrics.record_command_event(event.kind, event.details)
 
 
 @sa_event.listens_for(Session, "after_rollback")

@@ -12,6 +12,7 @@ fleet.services.heartbeats. The statement must leave the rows as the planner woul
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -166,12 +167,15 @@ def fast_heartbeat(
     now: datetime,
     address: str | None,
     defaults: Thresholds,
+    config: Mapping[str, Any] | None = None,
 ) -> bool:
     """The whole heartbeat as one autocommitted UPDATE; False when the device needs more.
 
-    `telemetry` has every field of TELEMETRY_TYPES, None for those the heartbeat left out.
+    `telemetry` has every field of TELEMETRY_TYPES, None for those the heartbeat left out;
+    `config` is the app's, when the caller has already read it.
     """
-    sample_every = timedelta(seconds=current_application().config["TELEMETRY_SAMPLE_SECONDS"])
+    config = current_application().config if config is None else config
+    sample_every = timedelta(seconds=config["TELEMETRY_SAMPLE_SECONDS"])
     values = {
         **telemetry,
         **deadline_values(now, defaults),

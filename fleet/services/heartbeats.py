@@ -85,17 +85,18 @@ def accept_heartbeat(
     now: datetime,
     address: str | None = None,
     acks: list[Ack] | None = None,
+    config: Mapping[str, Any] | None = None,
 ) -> HeartbeatResult:
     """A heartbeat from the holder of the token hashed to `token_hash`; Unauthorized for none.
 
     Tries the one-statement common case first (a heartbeat with acks has
     results to record, so it never is); anything else falls through to the
-    token lookup and `record_heartbeat`.
+    token lookup and `record_heartbeat`. `config` is the app's, when the
+    caller has already read it: each look-up through the app proxy costs.
     """
-    # Read once: each read through the app proxy is a measurable part of a heartbeat.
-    config = current_application().config
+    config = current_application().config if config is None else config
     defaults = fleet_defaults(config)
-    if not acks and fast_heartbeat(token_hash, vars(telemetry), now, address, defaults):
+    if not acks and fast_heartbeat(token_hash, vars(telemetry), now, address, defaults, config):
         interval = interval_guidance(defaults.interval, config)
         return HeartbeatResult(Status.CONNECTED, now, interval, False, 0)
     snapshot = find_device_by_hash(token_hash)

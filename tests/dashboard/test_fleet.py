@@ -1,18 +1,13 @@
 import re
-import time
 from datetime import timedelta
 from urllib.parse import quote
 
-from rq import Queue
-from rq import SimpleWorker as Worker
-
 from fleet.extensions import db
 from fleet.models import Device, DeviceEvent
-from fleet.services import heartbeats, locks, reconnects
+from fleet.services import heartbeats, reconnects
 from fleet.services.sweep import enforce_timeouts
 from fleet.timeutil import utcnow
-from jobs import QUEUE
-from tests.helpers import configure, device_row, snapshot_of
+from tests.helpers import configure, device_row, finished_bulk_line, snapshot_of
 
 T0 = utcnow().replace(microsecond=0)
 
@@ -249,12 +244,7 @@ def test_a_large_bulk_reconnect_runs_in_the_background_and_shows_its_progress(
     response = client.post("/reconnect?site=Depot", headers={"X-CSRFToken": token})
     page = html(response)
     assert "Asking 7 devices to reconnect, a chunk at a time" in page
-    poll = re.search(r'hx-get="(/bulk/\d+)"', page).group(1)
-    if backend == "postgres":  # with Redis the run is an RQ job: a real worker takes it
-        Worker([Queue(QUEUE, connection=locks.redis_client())]).work(burst=True)
-    deadline = time.monotonic() + 20
-    while "Asked" not in (answer := html(client.get(poll))) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    answer = finished_bulk_line(client, page, backend)
     assert "Asked 7 devices to reconnect" in answer
     assert "hx-get" not in answer  # the line stops polling once the run is done
     db.session.rollback()

@@ -4,7 +4,7 @@ Plain ADD COLUMN, not a batch migration: on SQLite a batch rebuild of `device`
 would drop the severity expression index.
 
 Revision ID: f2b3c4d5e6a7
-Revises: e1a2b3c4d5f6
+Revises: f3b8d2a6c914
 Create Date: 2026-12-02 04:10:00
 
 """
@@ -13,7 +13,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'f2b3c4d5e6a7'
-down_revision = 'e1a2b3c4d5f6'
+down_revision = 'f3b8d2a6c914'
 branch_labels = None
 depends_on = None
 

@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
-from api import admin, alerts, openapi, reports  # noqa: E402,F401  (routes register on import)
+from api import admin, alerts, hours, openapi, reports  # noqa: E402,F401  (routes register on import)

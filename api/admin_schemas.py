@@ -12,10 +12,12 @@ from api.body import nests_deeper_than
 from api.schemas import RequestBody, Schema, Uid, whole_number
 from fleet import rules
 from fleet.config import COMMAND_KIND_NAMES
+from fleet.services.events import ExpectedOff
 from fleet.services.pings import MAX_PAGE, ping_diagnosis
 from fleet.services.queries import (
     DEFAULT_PER_PAGE,
     DEFAULT_SORT,
+    EXPECTED_OFF_FILTERS,
     MAX_PAGE_NUMBER,
     MAX_PER_PAGE,
     SORTS,
@@ -25,6 +27,8 @@ MAX_BATCH = 500
 # Read from the one list of each, so the schema and the OpenAPI document follow them.
 StatusName = Literal[tuple(status.value for status in rules.Status)]  # type: ignore[valid-type]
 SortName = Literal[tuple(SORTS)]  # type: ignore[valid-type]
+ExpectedOffFilter = Literal[EXPECTED_OFF_FILTERS]  # type: ignore[valid-type]
+ExpectedOffName = Literal[tuple(state.value for state in ExpectedOff)]  # type: ignore[valid-type]
 ReconnectStateName = Literal[tuple(state.value for state in rules.ReconnectState)]  # type: ignore[valid-type]
 
 
@@ -70,16 +74,20 @@ class PingRequest(RequestBody):
     @field_validator("checked_at")
     @classmethod
     def checked_at_is_plausible(cls, value: datetime | None) -> datetime | None:
-        """In UTC, and not absurdly far in the past (year 1 with a zone overflows)."""
-        if value is None:
-            return None
-        try:
-            value = value.astimezone(UTC)
-        except OverflowError:
-            raise ValueError("is out of range") from None
-        if value.year < 2000:
-            raise ValueError("must be after the year 2000")
-        return value
+        return plausible_utc(value)
+
+
+def plausible_utc(value: datetime | None) -> datetime | None:
+    """In UTC, and not absurdly far in the past (year 1 with a zone overflows)."""
+    if value is None:
+        return None
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range") from None
+    if value.year < 2000:
+        raise ValueError("must be after the year 2000")
+    return value
 
 
 class PingOutcomeOut(Schema):
@@ -127,6 +135,9 @@ class DeviceListQuery(QueryString):
     status: StatusName | None = None
     site: str | None = Field(default=None, max_length=200)
     flapping: bool | None = None
+    expected_off: ExpectedOffFilter | None = Field(
+        default=None, description="off_hours, maintenance, or none (expected on)"
+    )
     q: str | None = Field(default=None, max_length=200)
     sort: SortName = DEFAULT_SORT
     page: int = Field(default=1, ge=1, le=MAX_PAGE_NUMBER)
@@ -194,6 +205,9 @@ class DeviceOut(Schema):
     status_reason: str
     status_source: str
     status_changed_at: datetime
+    expected_off: ExpectedOffName | None = Field(
+        description="off_hours or maintenance while the device is expected off; null: expected on"
+    )
     last_heartbeat_at: datetime | None
     heartbeat_age_seconds: float | None
     last_address: str | None
@@ -340,6 +354,7 @@ def device_out(device: Any, flaps: int, flap_threshold: int, now: datetime) -> D
         status_reason=device.status_reason,
         status_source=device.status_source,
         status_changed_at=device.status_changed_at,
+        expected_off=device.expected_off,
         last_heartbeat_at=device.last_heartbeat_at,
         heartbeat_age_seconds=None if age is None else round(age, 3),
         last_address=device.last_address,

@@ -111,6 +111,9 @@ class SimDevice:
         self.history: deque[Step] = deque(maxlen=200)
         # A staged site outage (the simulator's --site-outage): silent from, until.
         self.blackout: tuple[float, float] | None = None
+        # A site that closes at night (the simulator's --closes-at-night): switched off
+        # at closing, on again after opening; silent from, until.
+        self.night: tuple[float, float] | None = None
         self.due_commands: list[tuple[float, dict[str, Any]]] = []  # (when, command)
         self.uploads: list[int] = []  # screenshot commands whose image is still to send
         self.acks: list[dict[str, Any]] = []  # results for the next heartbeat
@@ -130,6 +133,11 @@ class SimDevice:
 
     def step(self, api: DeviceApi, now: float) -> float | None:
         """Do what is due at `now`; the seconds until the next step, or None once dead."""
+        if self.night is not None and self.night[0] <= now < self.night[1]:
+            if not self.history or self.history[-1].action != "night":
+                self.journal.note("nights", "%s switched off: its site closed", self.uid)
+            self._record(now, "night", None, self.night[1] - now)
+            return self.night[1] - now
         if self.blackout is not None and self.blackout[0] <= now < self.blackout[1]:
             if not self.history or self.history[-1].action != "blackout":
                 self.journal.note("blackouts", "%s silent: its site lost power", self.uid)

@@ -64,6 +64,10 @@ class Settings:
     # (site, start, length) in seconds of real time from the run's start: every device
     # of the site goes silent at once, as in a power cut, then comes back.
     site_outage: tuple[str, float, float] | None = None
+    # (site, closing, night length, late) in seconds of real time from the run's start:
+    # the site's devices are switched off at closing and on again after the night;
+    # its first device comes back `late` seconds after the others (an outage at opening).
+    closes_at_night: tuple[str, float, float, float] | None = None
 
 
 def build_fleet(settings: Settings, journal: Journal) -> list[SimDevice]:
@@ -107,6 +111,18 @@ class Simulator:
                 device.blackout = (start + begins, start + begins + length)
         log.info("staging a site outage at %s: silent from %g s for %g s", site, begins, length)
 
+    def _stage_night(self, start: float) -> None:
+        if self.settings.closes_at_night is None:
+            return
+        site, closing, length, late = self.settings.closes_at_night
+        devices = [device for device in self.devices if device.profile.site == site]
+        for index, device in enumerate(devices):
+            back = closing + length + (late if index == 0 else device.rng.uniform(1, 6))
+            device.night = (start + closing, start + back)
+        log.info(
+            "%s closes %g s into the run for %g s (%d devices)", site, closing, length, len(devices)
+        )
+
     def stop(self) -> None:
         """Ask the run to end; safe from a signal handler (it only sets a flag)."""
         self._stopping.set()
@@ -124,6 +140,7 @@ class Simulator:
         for device in self.devices:
             self._schedule(device, start + device.rng.uniform(0, spread))
         self._stage_site_outage(start)
+        self._stage_night(start)
         log.info(
             "simulating %d devices against %s (time scale %g, seed %d)",
             len(self.devices),
@@ -236,6 +253,13 @@ def parse_args(argv: Sequence[str] | None, env: Mapping[str, str]) -> Settings:
         metavar="SITE@START+LENGTH",
         help="every device of SITE goes silent START s into the run, for LENGTH s",
     )
+    parser.add_argument(
+        "--closes-at-night",
+        default=env.get("SIM_CLOSES_AT_NIGHT"),
+        metavar="SITE@CLOSING+NIGHT[+LATE]",
+        help="SITE's devices switch off CLOSING s into the run for NIGHT s; "
+        "its first device comes back LATE s (default 180) after the others",
+    )
     args = parser.parse_args(argv)
     if args.devices < 1 or args.workers < 1 or args.time_scale <= 0:
         parser.error("--devices and --workers must be at least 1, --time-scale above 0")
@@ -249,7 +273,14 @@ def parse_args(argv: Sequence[str] | None, env: Mapping[str, str]) -> Settings:
             outage = parse_site_outage(args.site_outage)
         except ValueError as error:
             parser.error(f"--site-outage: {error}")
+    night = None
+    if args.closes_at_night:
+        try:
+            night = parse_closes_at_night(args.closes_at_night)
+        except ValueError as error:
+            parser.error(f"--closes-at-night: {error}")
     return Settings(
+        closes_at_night=night,
         server=args.server,
         enrollment_key=args.enrollment_key,
         devices=args.devices,
@@ -275,6 +306,20 @@ def parse_site_outage(text: str) -> tuple[str, float, float]:
     if not at or not site.strip() or not plus or start < 0 or span <= 0:
         raise ValueError(f"expected SITE@START+LENGTH in seconds, got {text!r}")
     return site.strip(), start, span
+
+
+def parse_closes_at_night(text: str) -> tuple[str, float, float, float]:
+    """'Zurich Mall@120+240+180' -> ('Zurich Mall', 120.0, 240.0, 180.0); LATE defaults to 180."""
+    site, at, timing = text.rpartition("@")
+    parts = timing.split("+")
+    try:
+        numbers = [float(part) for part in parts]
+    except ValueError:
+        raise ValueError(f"expected SITE@CLOSING+NIGHT[+LATE] in seconds, got {text!r}") from None
+    if not at or not site.strip() or len(numbers) not in (2, 3) or min(numbers) < 0:
+        raise ValueError(f"expected SITE@CLOSING+NIGHT[+LATE] in seconds, got {text!r}")
+    closing, night, late = (*numbers, 180.0) if len(numbers) == 2 else numbers
+    return site.strip(), closing, night, late
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,4 +9,14 @@ bp = Blueprint("dashboard", __name__)
 # (WTF_CSRF_CHECK_DEFAULT is off); first, before the login guard.
 bp.before_request(csrf.protect)
 
-from dashboard import alerts, auth, availability, commands, devices, display, events, fleet  # noqa: E402,F401  (routes register on import)
+from dashboard import (  # noqa: E402,F401  (routes register on import)
+    alerts,
+    auth,
+    availability,
+    commands,
+    devices,
+    display,
+    events,
+    fleet,
+    hours,
+)

@@ -13,7 +13,7 @@ from fleet.rules import ReconnectState, Status, reconnect_state_at
 from fleet.services.device_state import thresholds_of
 from fleet.services.history import TIMELINE_SPANS
 from fleet.services.pings import REACHABLE, ping_diagnosis
-from fleet.services.queries import PER_PAGE_CHOICES, SORTS, flap_settings
+from fleet.services.queries import EXPECTED_OFF_FILTERS, PER_PAGE_CHOICES, SORTS, flap_settings
 
 STATUS_WORDS = {
     Status.CONNECTED: "Connected",
@@ -37,6 +37,7 @@ def listings() -> dict[str, Any]:
         "SORTS": SORTS,
         "PER_PAGE_CHOICES": PER_PAGE_CHOICES,
         "TIMELINE_SPANS": TIMELINE_SPANS,
+        "EXPECTED_OFF_FILTERS": EXPECTED_OFF_FILTERS,
     }
 
 
@@ -44,6 +45,15 @@ def listings() -> dict[str, Any]:
 def status_word(status: str | None) -> str:
     """The status as people read it."""
     return STATUS_WORDS.get(status, status or "not yet enrolled")  # type: ignore[call-overload]
+
+
+EXPECTED_OFF_WORDS = {"off_hours": "Off hours", "maintenance": "Maintenance", "none": "Expected on"}
+
+
+@bp.app_template_filter("expected_off_word")
+def expected_off_word(state: str | None) -> str:
+    """An expected-off state (or the filter's "none") as people read it."""
+    return EXPECTED_OFF_WORDS.get(state or "none", state or "")
 
 
 @bp.app_template_filter("source_word")

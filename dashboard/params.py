@@ -13,6 +13,7 @@ from fleet.services.event_log import Cursor, LogFilter
 from fleet.services.queries import (
     DEFAULT_PER_PAGE,
     DEFAULT_SORT,
+    EXPECTED_OFF_FILTERS,
     MAX_PAGE_NUMBER,
     PER_PAGE_CHOICES,
     SORTS,
@@ -50,6 +51,7 @@ def _text(args: MultiDict, name: str) -> str | None:
 # The query keys a fleet view is made of: the only ones carried into its links and its
 # poll's URL (anything else, such as `endpoint` or `_external`, would reach `url_for`).
 VIEW_KEYS = (
+    "expected_off",
     "status",
     "site",
     "flapping",
@@ -73,12 +75,14 @@ def device_filter(args: MultiDict) -> DeviceFilter:
     sort = args.get("sort", DEFAULT_SORT)
     per_page = _int(args, "per_page", DEFAULT_PER_PAGE)
     flapping = {"yes": True, "no": False}.get(args.get("flapping", ""))
+    expected_off = args.get("expected_off")
     return DeviceFilter(
         status=status if status in set(Status) else None,
         site=_text(args, "site"),
         flapping=flapping,
         reconnect_pending=args.get("reconnect") == "pending" or None,
         attention=args.get("attention") == "yes" or None,
+        expected_off=expected_off if expected_off in EXPECTED_OFF_FILTERS else None,
         q=_text(args, "q"),
         sort=sort if sort in SORTS else DEFAULT_SORT,
         page=_int(args, "page", 1),

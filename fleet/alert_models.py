@@ -226,6 +226,12 @@ class AlertLogKind:
     INCIDENT_ACKNOWLEDGED = "incident_acknowledged"
     INCIDENT_RESOLVED = "incident_resolved"
     MONITORING_GAP = "monitoring_gap"
+    # Operating hours and maintenance windows (issue 16).
+    SCHEDULE_CHANGED = "schedule_changed"
+    MAINTENANCE_CREATED = "maintenance_created"
+    MAINTENANCE_OPENED = "maintenance_opened"
+    MAINTENANCE_ENDED_EARLY = "maintenance_ended_early"
+    MAINTENANCE_CLOSED = "maintenance_closed"
 
 
 class AlertLog(db.Model):

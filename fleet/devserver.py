@@ -25,10 +25,11 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from fleet import ROOT, demo_alerts
+from fleet import ROOT, demo_alerts, demo_hours
 from fleet.config import env_bool, env_int, env_str
 
 # Short enough that a newcomer sees every tier within two minutes: offline
@@ -143,7 +144,12 @@ def flask_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "flask", *args]
 
 
-def prepare(settings: RunSettings, env: Mapping[str, str], inbox_url: str | None = None) -> str:
+def prepare(
+    settings: RunSettings,
+    env: Mapping[str, str],
+    inbox_url: str | None = None,
+    night: demo_hours.DemoNight | None = None,
+) -> str:
     """Migrate the database and create the demo admin; a line saying what happened to the admin.
 
     With the demo's inbox, its channel and rules are set up too.
@@ -167,6 +173,8 @@ def prepare(settings: RunSettings, env: Mapping[str, str], inbox_url: str | None
             from fleet import demo_alerts
 
             demo_alerts.install(inbox_url)
+        if night:
+            demo_hours.install(night)
         db.engine.dispose()
     return admin_outcome(settings.admin_email, result.exit_code, result.output)
 
@@ -213,7 +221,7 @@ def say(message: str) -> None:
     print(message, flush=True)
 
 
-def banner(settings: RunSettings, admin: str) -> str:
+def banner(settings: RunSettings, admin: str, night: demo_hours.DemoNight | None = None) -> str:
     """What a newcomer needs: the URL, the login and how to stop."""
     lines = [
         f"Pulseboard is running at {settings.url}",
@@ -231,7 +239,12 @@ def banner(settings: RunSettings, admin: str) -> str:
             f"demo-inbox); a power cut at {demo_alerts.SITE_OUTAGE.split('@')[0]} is staged "
             "45 s in, and lasts 90 s",
         ]
-    else:
+    if night:
+        lines.append(
+            f"  hours: {demo_hours.SITE} closes at {night.closes_at:%H:%M} UTC and opens at "
+            f"{night.opens_at:%H:%M} (its devices show Off hours; one comes back late)"
+        )
+    if not settings.demo:
         lines.append("  no demo fleet (DEMO=0): point your devices at the URL above")
     lines.append("  Ctrl-C stops everything.")
     return "\n".join(lines)
@@ -249,10 +262,11 @@ def serve(settings: RunSettings, env: Mapping[str, str], children: list[subproce
     """Start the server (and the simulator) and watch them until one exits or we are stopped."""
     settings.log_dir.mkdir(parents=True, exist_ok=True)
     say("Pulseboard: migrating the database and creating the demo admin ...")
-    inbox = None
+    inbox = night = None
     if settings.demo:
         inbox = demo_alerts.DemoInbox(settings.log_dir / "alerts-inbox.log").start()
-    admin = prepare(settings, env, inbox.url if inbox else None)
+        night = demo_hours.plan(datetime.now(UTC))
+    admin = prepare(settings, env, inbox.url if inbox else None, night)
     server_log = settings.log_dir / "server.log"
     server_command = flask_command(
         "run", "--host", settings.host, "--port", str(settings.port), "--no-reload"
@@ -265,10 +279,11 @@ def serve(settings: RunSettings, env: Mapping[str, str], children: list[subproce
         return 1
     if settings.demo:
         simulator_log = settings.log_dir / "simulator.log"
-        children.append(start_logged(simulator_command(settings), env, simulator_log))
+        command = simulator_command(settings, night)
+        children.append(start_logged(command, env, simulator_log))
         logs[children[-1].pid] = simulator_log
         backfill_history(env, settings.log_dir / "demo-history.log")
-    say(banner(settings, admin))
+    say(banner(settings, admin, night))
     return watch(children, logs)
 
 
@@ -282,7 +297,10 @@ def watch(children: list[subprocess.Popen], logs: Mapping[int, Path]) -> int:
         time.sleep(0.5)
 
 
-def simulator_command(settings: RunSettings) -> list[str]:
+def simulator_command(
+    settings: RunSettings, night: demo_hours.DemoNight | None = None
+) -> list[str]:
+    closes = ["--closes-at-night", night.simulator_arg(datetime.now(UTC))] if night else []
     return [
         sys.executable, "-m", "clients.simulator",
         "--server", settings.url,
@@ -290,6 +308,7 @@ def simulator_command(settings: RunSettings) -> list[str]:
         "--time-scale", settings.time_scale,
         "--seed", settings.seed,
         "--site-outage", demo_alerts.SITE_OUTAGE,
+        *closes,
     ]  # fmt: skip
 
 

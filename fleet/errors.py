@@ -73,3 +73,12 @@ class StateConflict(FleetError):
 
     code = "invalid_state"
     http_status = 409
+
+
+class InvalidField(InvalidInput):
+    """A bad field found past the schema (a time zone, a cron expression); details name it."""
+
+    code = "invalid_field"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"invalid field(s): {field}: {message}", {"fields": {field: message}})

@@ -89,6 +89,9 @@ class Device(db.Model):
     # each change is also an `expected_off` event, from which availability is folded.
     expected_off: Mapped[str | None] = mapped_column(String(16), index=True)
     expected_off_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the device last became expected on again, kept until the opening check
+    # has seen it beat or recorded its silence ("expected at 08:00, silent since 21:03").
+    expected_on_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
 
     ping_reachable: Mapped[bool | None] = mapped_column(Boolean)
     ping_latency_ms: Mapped[float | None] = mapped_column(Float)
@@ -118,6 +121,9 @@ class DeviceEvent(db.Model):
     actor: Mapped[str | None] = mapped_column(String(200))
     heartbeat_age_seconds: Mapped[float | None] = mapped_column(Float)
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The device's expected-off state when a status event was recorded: such
+    # events do not count toward flapping (fleet/services/queries.py).
+    expected_off: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
     __table_args__ = (

@@ -3,9 +3,10 @@ import logging
 from alembic import context
 from flask import current_app
 
-# The alerts' and availability's tables live apart from fleet.models.
+# The alerts', availability's, and operating hours' tables live apart from fleet.models.
 import fleet.alert_models
-import fleet.availability_models  # noqa: F401
+import fleet.availability_models
+import fleet.hours_models  # noqa: F401
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.

@@ -41,7 +41,7 @@ ENROLLMENT_KEY = "test-enrollment-key"
 TABLES = (
     "device_event, telemetry_sample, device, user_account, service_token, sweep_run, lease, "
     "alert_channel, alert_rule, alert_rule_channel, incident, incident_device, notification, "
-    "alert_log, "
+    "alert_log, operating_hours, maintenance_window, "
     "bulk_action"
 )
 

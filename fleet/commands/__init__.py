@@ -10,6 +10,7 @@ def register_cli(app: Flask) -> None:
     from fleet.commands.alerts import alerts_cli, channels_cli
     from fleet.commands.devices import devices_cli
     from fleet.commands.doctor import doctor_command
+    from fleet.commands.hours import maintenance_cli, sites_cli
     from fleet.commands.jobs import jobs_cli
     from fleet.commands.reports import reports_cli
     from fleet.commands.tokens import tokens_cli
@@ -23,5 +24,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(doctor_command)
     app.cli.add_command(jobs_cli)
     app.cli.add_command(reports_cli)
+    app.cli.add_command(maintenance_cli)
+    app.cli.add_command(sites_cli)
     app.cli.add_command(tokens_cli)
     app.cli.add_command(users_cli)

@@ -15,9 +15,10 @@ from fleet import rules
 from fleet.errors import InvalidInput
 from fleet.extensions import db
 from fleet.models import BulkAction, Device, DeviceCommand
-from fleet.services import bulk, commands, device_state, history, queries, reconnects
+from fleet.services import bulk, commands, device_state, history, hours, queries, reconnects
 from fleet.services.availability import bars
 from fleet.services.commands import CommandPanel, command_panel
+from fleet.services.hours import HoursView
 from fleet.services.queries import DeviceFilter, DevicePage, FlapSettings
 
 # Changes are stamped with the `now` their transaction read, which may commit a
@@ -199,6 +200,7 @@ class DeviceScreen:
     now: datetime
     commands: CommandPanel
     availability: bars.DeviceBars
+    hours: HoursView
 
 
 def device_summary(uid: str, now: datetime) -> DeviceSummary:
@@ -236,4 +238,5 @@ def device_screen(
         now=now,
         commands=command_panel(uid),
         availability=bars.device_bars(device.id, now),
+        hours=hours.device_hours_view(device, now),
     )

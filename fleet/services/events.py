@@ -6,6 +6,7 @@ made it, so a transition and its event commit or roll back together.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, fields
 from datetime import datetime
 from enum import StrEnum
@@ -13,13 +14,13 @@ from typing import Any
 
 import structlog
 from sqlalchemy import event as sa_event
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from fleet import metrics
 from fleet.extensions import db
-from fleet.models import DeviceEvent
+from fleet.models import Device, DeviceEvent
 from fleet.rules import Source
 
 log = structlog.get_logger("pulseboard.events")
@@ -44,6 +45,10 @@ class EventKind(StrEnum):
     # The device's expected-off state changed; details {"expected_off": "off_hours" |
     # "maintenance" | None}. With the status events it fully determines availability.
     EXPECTED_OFF = "expected_off"
+    # A device still silent when its site opened (past its grace): an ordinary outage from
+    # then on, "expected at 08:00, silent since 21:03". Its status is unchanged, so it is
+    # not a status event; the alert rules are evaluated from it as from one.
+    SILENT_AT_OPENING = "silent_at_opening"
 
 
 class ExpectedOff(StrEnum):
@@ -64,6 +69,8 @@ class Event:
     actor: str | None = None
     heartbeat_age_seconds: float | None = None
     details: dict[str, Any] | None = None
+    # Filled in by `record_events` for status events: the device's expected-off state then.
+    expected_off: str | None = None
 
     def row(self) -> dict[str, Any]:
         # Not dataclasses.asdict: it deep-copies, which dominated large sweeps.
@@ -144,6 +151,7 @@ def record_events(events: list[Event]) -> None:
     """Insert the events in the current transaction; each is logged once it commits."""
     if not events:
         return
+    events = _flag_expected_off(events)
     events = _evaluate_alerts(events)
     connection = db.session.connection()
     if len(events) >= COPY_AT_LEAST and connection.dialect.name == "postgresql":
@@ -154,6 +162,31 @@ def record_events(events: list[Event]) -> None:
         connection.execute(insert(DeviceEvent.__table__), [event.row() for event in events])
     _tally_availability(events)
     db.session.info.setdefault(_UNLOGGED, []).extend(events)
+
+
+def _flag_expected_off(events: list[Event]) -> list[Event]:
+    """Mark the status events of devices expected off now: they count no flap and raise no alert.
+
+    One indexed read per batch of events, only when a batch holds a status change.
+    """
+    ids = {event.device_id for event in events if event.kind == EventKind.STATUS}
+    if not ids:
+        return events
+    off = dict(
+        db.session.execute(
+            select(Device.id, Device.expected_off).where(
+                Device.id.in_(ids), Device.expected_off.is_not(None)
+            )
+        ).all()
+    )
+    if not off:
+        return events
+    return [
+        dataclasses.replace(event, expected_off=off[event.device_id])
+        if event.kind == EventKind.STATUS and event.device_id in off
+        else event
+        for event in events
+    ]
 
 
 def _evaluate_alerts(events: list[Event]) -> list[Event]:

@@ -33,6 +33,7 @@ from fleet.services import locks
 from fleet.services.commands import expire_commands
 from fleet.services.events import Event, EventKind, reconnect_event, record_events, status_event
 from fleet.services.queries import among
+from fleet.services.schedule_tick import run_schedule_tick
 from fleet.timeutil import UTCDateTime, utcnow
 
 log = structlog.get_logger("pulseboard.sweep")
@@ -55,6 +56,7 @@ class SweepReport:
     changes: list[Change] = field(default_factory=list)
     reconnects_expired: int = 0
     commands_settled: int = 0
+    expected_off_changes: int = 0
     duration_ms: float = 0.0
     skipped: bool = False
     skip_reason: str | None = None
@@ -73,6 +75,7 @@ class SweepReport:
             "by_kind": self.counts(),
             "reconnects_expired": self.reconnects_expired,
             "commands_settled": self.commands_settled,
+            "expected_off_changes": self.expected_off_changes,
             "duration_ms": round(self.duration_ms, 1),
             "dry_run": self.dry_run,
             "skipped": self.skipped,
@@ -149,6 +152,7 @@ def enforce_timeouts(
     1. For each move (connected -> disconnected, temporarily offline -> disconnected,
        connected -> temporarily offline), update the due rows in chunks, returning them.
     2. Write one status event (source `system`) per returned row, in the same transaction.
+    0. The schedule tick: devices' expected-off state from operating hours and windows.
     3. Expire pending reconnects and settle commands past their TTL, and prune old
        telemetry samples.
     With `dry_run`, compute the same report with SELECTs and write nothing.
@@ -156,6 +160,9 @@ def enforce_timeouts(
     """
     clock = time.perf_counter()
     report = SweepReport(started_at=now, dry_run=dry_run)
+    if not dry_run:
+        # First, so the status events below are recorded with the expected-off state of `now`.
+        report.expected_off_changes = _schedule_tick(now)
     for from_status, to_status in MOVES:
         report.changes.extend(_apply_move(from_status, to_status, now, dry_run, keep_alive))
     report.reconnects_expired = _expire_reconnects(now, dry_run)
@@ -299,6 +306,19 @@ def _expire_reconnects(now: datetime, dry_run: bool) -> int:
         [reconnect_event(row.id, row.uid, EventKind.RECONNECT_EXPIRED, now) for row in rows]
     )
     return len(rows)
+
+
+def _schedule_tick(now: datetime) -> int:
+    """The schedule tick; a failure is logged and the sweep goes on (timeouts matter more)."""
+    try:
+        report = run_schedule_tick(now)
+    except SQLAlchemyError as error:
+        if getattr(error, "connection_invalidated", False):
+            raise
+        db.session.rollback()
+        log.error("schedule_tick_failed", error=str(error))
+        return 0
+    return report.changed + report.silent_at_opening
 
 
 def _prune_telemetry(now: datetime) -> None:

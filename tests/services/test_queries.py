@@ -69,6 +69,8 @@ def test_it_counts_the_fleet_by_status_and_pending_reconnects(make_device):
         "flapping": 0,
         "reconnect_pending": 1,
         "attention": 3,  # two not connected, one with a reconnect pending
+        "off_hours": 0,
+        "maintenance": 0,
         "total": 3,
     }
     assert fleet_counts(T0 + timedelta(seconds=601))["reconnect_pending"] == 0

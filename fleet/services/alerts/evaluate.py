@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 from flask import current_app
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, func, or_, select, update
 
 from fleet.alert_models import (
     ACTIVE_STATES,
@@ -34,6 +34,7 @@ from fleet.services.alerts import incidents, messages, outbox
 from fleet.services.alerts.audit import write_log
 from fleet.services.alerts.ruleset import Rule, load_rules
 from fleet.services.device_state import thresholds_of
+from fleet.services.events import EventKind
 from fleet.services.queries import among, flap_settings
 
 log = structlog.get_logger("pulseboard.alerts")
@@ -48,7 +49,24 @@ DEVICE_COLUMNS = (
     Device.heartbeat_interval_seconds,
     Device.grace_period_seconds,
     Device.disconnect_after_seconds,
+    Device.expected_off,
+    Device.expected_on_at,
 )
+
+# Expected off, or expected on again but still within its grace since (the opening
+# check pending): such a device opens no incident and is no part of a site outage,
+# so a shop's screens coming on one by one at opening raise nothing.
+EXCUSED = or_(Device.expected_off.is_not(None), Device.expected_on_at.is_not(None))
+
+
+def excused(device: Any) -> bool:
+    """`EXCUSED` for a device row read with DEVICE_COLUMNS."""
+    return device.expected_off is not None or device.expected_on_at is not None
+
+
+# The events rules are evaluated from: status changes, and a device found silent
+# when its site opened (its status did not change, but it is now an outage).
+ALERTING_KINDS = frozenset({EventKind.STATUS, EventKind.SILENT_AT_OPENING})
 
 
 def on_status_events(events: list[Any]) -> list[Any]:
@@ -60,7 +78,7 @@ def on_status_events(events: list[Any]) -> list[Any]:
     4. Device rules (disconnected, not connected, flapping), per changed device.
     5. One monitoring-gap notice when this batch was late.
     """
-    changes = [event for event in events if event.kind == "status"]
+    changes = [event for event in events if event.kind in ALERTING_KINDS]
     if not changes:
         return events
     rules = load_rules()
@@ -96,7 +114,14 @@ def _late_changes(changes: list[Any], devices: dict[int, Any]) -> dict[int, floa
     late: dict[int, float] = {}
     for event in changes:
         device = devices.get(event.device_id)
-        if device is None or event.source != Source.SYSTEM or event.heartbeat_age_seconds is None:
+        if (
+            device is None
+            or event.kind != EventKind.STATUS
+            # A device expected off raises nothing, late or not: no gap notice on its account.
+            or event.expected_off is not None
+            or event.source != Source.SYSTEM
+            or event.heartbeat_age_seconds is None
+        ):
             continue
         thresholds = thresholds_of(device)
         crossed = (
@@ -164,7 +189,8 @@ def _evaluate_sites(rules: list[Rule], devices: dict[int, Any], now: datetime, q
     for device in devices.values():
         if device.site:
             changed = down.setdefault(device.site, [])
-            if device.status != Status.CONNECTED:
+            # A device expected off is not part of its site's outage (it may still end one).
+            if device.status != Status.CONNECTED and not excused(device):
                 changed.append(device.id)
     if not rules or not down:
         return
@@ -191,11 +217,15 @@ def _evaluate_sites(rules: list[Rule], devices: dict[int, Any], now: datetime, q
 
 
 def _site_counts(sites: set[str]) -> dict[str, tuple[int, int]]:
-    """(devices, devices not connected) per site, leaving out devices never seen online."""
+    """(devices, devices not connected) per site: only devices seen online and expected on."""
     down = func.sum(case((Device.status != Status.CONNECTED, 1), else_=0))
     rows = db.session.execute(
         select(Device.site, func.count(), down)
-        .where(Device.site.in_(sites), Device.last_heartbeat_at.is_not(None))
+        .where(
+            Device.site.in_(sites),
+            Device.last_heartbeat_at.is_not(None),
+            ~EXCUSED,
+        )
         .group_by(Device.site)
     )
     return {row[0]: (row[1], int(row[2] or 0)) for row in rows}
@@ -282,7 +312,11 @@ def _unfold(site_incident_id: int, still_down: list[tuple[int, str]], now: datet
             incidents.announce(row.id, rule, NotificationKind.OPENED, now)
     devices = _devices({device_id for device_id, _ in still_down if device_id not in covered})
     for rule in rules.values():
-        due = [d for d in devices.values() if rule.covers(d) and _holds(rule, d.status)]
+        due = [
+            d
+            for d in devices.values()
+            if rule.covers(d) and _holds(rule, d.status) and not excused(d)
+        ]
         _open_devices(rule, due, now, quiet=False, firing_sites={}, delay=0)
 
 
@@ -326,11 +360,25 @@ def _evaluate_devices(
                 if rule.kind == RuleKind.FLAPPING
                 else _holds(rule, event.to_status)
             )
-            if holds and incident is None:
+            # Expected off (off hours, maintenance): nothing fires, but a recovery still ends one.
+            if holds and incident is None and not excused(device):
                 to_open.append(device)
+            elif incident is not None and event.kind == EventKind.SILENT_AT_OPENING:
+                _restart_wait(incident, rule, now)
             elif not holds and incident is not None and rule.kind != RuleKind.FLAPPING:
                 incidents.resolve(incident.id, rule, now)
         _open_devices(rule, to_open, now, quiet=quiet, firing_sites=firing_sites)
+
+
+def _restart_wait(incident: Incident, rule: Rule, now: datetime) -> None:
+    """A pending incident of a device silent at opening is measured from the opening."""
+    if incident.state == IncidentState.PENDING:
+        db.session.execute(
+            update(Incident)
+            .where(Incident.id == incident.id, Incident.state == IncidentState.PENDING)
+            .values(fires_at=now + timedelta(seconds=rule.for_seconds))
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _folded(device: Any, event: Any, firing_sites: dict[str, int]) -> bool:
@@ -355,12 +403,17 @@ def _flapping_now(
             .where(
                 among(DeviceEvent.device_id, list(latest)),
                 DeviceEvent.kind == "status",
+                DeviceEvent.expected_off.is_(None),
                 DeviceEvent.created_at >= settings.since(now),
             )
             .group_by(DeviceEvent.device_id)
         ).all()
     )
-    batch = Counter(event.device_id for event in changes)
+    batch = Counter(
+        event.device_id
+        for event in changes
+        if event.kind == EventKind.STATUS and event.expected_off is None
+    )
     return {i for i in latest if stored.get(i, 0) + batch[i] >= settings.threshold}
 
 
@@ -433,7 +486,12 @@ def _promote_pending(rules: dict[int, Rule], now: datetime) -> int:
     due = list(
         db.session.execute(
             select(Incident).where(
-                Incident.state == IncidentState.PENDING, Incident.fires_at <= now
+                Incident.state == IncidentState.PENDING,
+                Incident.fires_at <= now,
+                # A device gone expected off before its --for ran fires nothing while off:
+                # the incident waits, and its time restarts if the device is silent at opening.
+                Incident.device_id.not_in(select(Device.id).where(EXCUSED))
+                | Incident.device_id.is_(None),
             )
         ).scalars()
     )
@@ -521,6 +579,7 @@ def _end_flapping(rules: dict[int, Rule], now: datetime) -> int:
             .where(
                 DeviceEvent.device_id.in_([i.device_id for i in active]),
                 DeviceEvent.kind == "status",
+                DeviceEvent.expected_off.is_(None),
                 DeviceEvent.created_at >= settings.since(now),
             )
             .group_by(DeviceEvent.device_id)
@@ -539,7 +598,7 @@ def evaluate_in_transaction(events: list[Any]) -> list[Any]:
     On PostgreSQL it runs in a savepoint, so a failure rolls back the alerts'
     writes alone; the change and its events still commit, and the error is logged.
     """
-    if not any(event.kind == "status" for event in events):
+    if not any(event.kind in ALERTING_KINDS for event in events):
         return events
     if db.session.get_bind().dialect.name != "postgresql":
         return on_status_events(events)

@@ -21,7 +21,7 @@ def test_an_operator_creates_a_window_and_the_grid_shows_its_devices_in_maintena
     enforce_timeouts(utcnow())
     log_in(page, live_server, "operator", "/")
     # The grid is open first: the window reaches it through its own poll.
-    row = page.locator("tr[data-uid='kiosk-1'] .c-status")
+    row = page.locator("tr[data-uid='kiosk-1'] .c-status > .status")
     expect(row).to_have_text("Disconnected")
 
     maintenance = page.context.new_page()
@@ -39,7 +39,7 @@ def test_an_operator_creates_a_window_and_the_grid_shows_its_devices_in_maintena
 
     expect(row).to_have_text("Disconnected · maintenance", timeout=LIVE)
     expect(page.locator("tr[data-uid='kiosk-1'] .status-expected-off")).to_be_visible()
-    expect(page.locator("tr[data-uid='kiosk-3'] .c-status")).to_have_text("Disconnected")
+    expect(page.locator("tr[data-uid='kiosk-3'] .c-status > .status")).to_have_text("Disconnected")
     expect(page.locator("[data-count='maintenance'] .count")).to_have_text("2", timeout=LIVE)
     page.locator("[data-count='maintenance']").click()
     expect(page.locator("tr.device-row")).to_have_count(2)

@@ -159,6 +159,6 @@ def test_the_poll_redraws_a_row_whose_command_the_sweep_settles(client, login, m
     now = utcnow()
     alpha = make_device("alpha", now=now)
     commands.request_command("alpha", "restart_app", {}, "ops", now - timedelta(hours=1))
-    before = utcnow() - timedelta(seconds=1)
+    before = now - timedelta(seconds=1)  # from the test's clock: a slow setup must not pass it
     enforce_timeouts(now)
     assert "restart app · expired" in command_cell(poll(client, alpha.id, before), alpha.id)

@@ -169,13 +169,16 @@ def _flag_expected_off(events: list[Event]) -> list[Event]:
 
     One indexed read per batch of events, only when a batch holds a status change.
     """
+    # Imported here: the queries module reads the event kinds defined above.
+    from fleet.services.queries import among
+
     ids = {event.device_id for event in events if event.kind == EventKind.STATUS}
     if not ids:
         return events
     off = dict(
         db.session.execute(
             select(Device.id, Device.expected_off).where(
-                Device.id.in_(ids), Device.expected_off.is_not(None)
+                among(Device.id, ids), Device.expected_off.is_not(None)
             )
         ).all()
     )

@@ -40,6 +40,7 @@ from fleet.services.availability.fold import (
     initial_status,
     segments,
 )
+from fleet.services.queries import among
 
 # The hour rollups serve the 24 h figures and bars only, and are pruned after this.
 HOURLY_KEEP = timedelta(hours=48)
@@ -100,7 +101,7 @@ def locked_tallies(ids: list[int]) -> dict[int, Tally]:
     # In id order, so two batches that share devices lock them in the same order.
     query = (
         select(AvailabilityTally)
-        .where(AvailabilityTally.device_id.in_(ids))
+        .where(among(AvailabilityTally.device_id, ids))
         .order_by(AvailabilityTally.device_id)
         .with_for_update()
     )
@@ -120,7 +121,7 @@ def _create(ids: list[int], changes: dict[int, list[Any]]) -> None:
     was added (every status change writes one), so that is the fallback.
     """
     devices = db.session.execute(
-        select(Device.id, Device.created_at, Device.status).where(Device.id.in_(ids))
+        select(Device.id, Device.created_at, Device.status).where(among(Device.id, ids))
     ).all()
     rows, outages = [], []
     for device in devices:

@@ -1,70 +1,236 @@
-"""Configuration, read once from the environment.
+"""Configuration, read once from the environment into one settings object.
 
-Every setting has a default that gives the embedded setup (a SQLite file under
-``instance/``, no Redis). Bad values fail loudly at start-up, naming the variable,
-rather than surfacing later as a confusing runtime error.
+`Settings` declares every variable the app reads, with its type, default and
+bounds (pydantic-settings); `load_config` turns it into the Flask config keys the
+rest of the code reads. Every setting has a default that gives the embedded setup
+(a SQLite file under ``instance/``, no Redis). Bad values fail loudly at start-up,
+naming the variable, rather than surfacing later as a confusing runtime error.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BeforeValidator, Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings.sources.utils import parse_env_vars
 
 # The bind name of the autocommit engine (`db.engines[AUTOCOMMIT_BIND]`).
 AUTOCOMMIT_BIND = "autocommit"
 MEMORY_STORAGE_URI = "pulseboard-memory://"
-ENVIRONMENTS = ("development", "production")
 # secrets.token_urlsafe(24) is 32 characters: anything shorter is guessable in time.
 MIN_SECRET_LENGTH = 32
-LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 DEFAULT_SECRET_KEY = "dev-secret-key-change-me"
 DEFAULT_ENROLLMENT_KEY = "dev-enrollment-key"
+DEFAULT_ALERT_SCHEMES = (
+    "mailto,mailtos,json,jsons,slack,msteams,discord,tgram,ntfy,ntfys,pover,webhook,webhooks"
+)
+COMMAND_KIND_NAMES = ("reconnect", "restart_app", "reboot", "refresh_content", "screenshot")
+# Past a fifth, a late beat runs into the grace period rather than spreading a fleet out.
+MAX_JITTER_PERCENT = 20
 
 
 class ConfigError(ValueError):
     """A setting in the environment is missing or malformed."""
 
 
-def env_str(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
-    """The variable's value, or the default when it is unset or empty."""
-    value = env.get(name, "").strip()
-    return value or default
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
 
 
-def env_int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
-    """The variable as an integer no smaller than ``minimum``; raises ConfigError otherwise."""
-    raw = env_str(env, name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+def _comma_items(value: Any) -> Any:
+    """A comma-separated variable as a tuple of its non-empty items."""
+    if isinstance(value, str):
+        return tuple(item.strip() for item in value.split(",") if item.strip())
     return value
 
 
-def env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    """The variable as a boolean (1/0, true/false, yes/no, on/off)."""
-    raw = env_str(env, name)
-    if raw is None:
-        return default
-    lowered = raw.lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+def _lower_items(value: Any) -> Any:
+    return tuple(_lower(item) for item in _comma_items(value))
 
 
-def env_choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
-    """The variable, which must be one of `choices` (compared case-insensitively)."""
-    value = (env_str(env, name) or default).lower()
-    if value not in choices:
-        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
-    return value
+# Choices and list items compare case-insensitively; lists are comma-separated, not
+# JSON (NoDecode), as operators have always written them.
+Choice = BeforeValidator(_lower)
+LowerList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_lower_items)]
+CommandKind = Literal["reconnect", "restart_app", "reboot", "refresh_content", "screenshot"]
+
+
+class MappingEnvSource(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping (a test's `env`, or os.environ).
+
+    The stock source reads os.environ only: a test's mapping must be the one read,
+    with no variable of the process running the tests leaking in. Values are stripped,
+    so a blank one counts as unset (env_ignore_empty), as it always has.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
+        super().__init__(settings_cls)
+        stripped = {name: value.strip() for name, value in env.items()}
+        self.env_vars = parse_env_vars(
+            stripped, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
+        )
+
+
+class EnvironmentSettings(BaseSettings):
+    """Settings read from one mapping of environment variables, by `read`."""
+
+    model_config = SettingsConfigDict(
+        case_sensitive=False, env_ignore_empty=True, extra="ignore", frozen=True
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # `read` hands the mapping's values in; nothing else (the process's
+        # environment, a .env file) is consulted behind its back.
+        return (init_settings,)
+
+    @classmethod
+    def read(cls, env: Mapping[str, str]) -> Self:
+        """The settings in `env`; raises ConfigError naming each bad variable."""
+        try:
+            return cls(**MappingEnvSource(cls, env)())
+        except ValidationError as error:
+            raise ConfigError("; ".join(map(explain, error.errors()))) from None
+
+
+# What each kind of pydantic error means to an operator, with the value they wrote.
+EXPLANATIONS = {
+    "int_parsing": "must be a whole number, got {input!r}",
+    "greater_than_equal": "must be at least {ge}, got {input}",
+    "less_than_equal": "must be at most {le}, got {input}",
+    "bool_parsing": "must be true or false, got {input!r}",
+    "literal_error": "must be one of {expected}, got {input!r}",
+}
+
+
+def explain(error: ErrorDetails) -> str:
+    """One validation error in an operator's words, naming the variable."""
+    if not error["loc"]:
+        # A rule across variables (a model validator): its message names them.
+        return str(error.get("ctx", {}).get("error", error["msg"]))
+    name = str(error["loc"][0]).upper()
+    template = EXPLANATIONS.get(error["type"])
+    if template is None:
+        return f"{name}: {error['msg']}, got {error['input']!r}"
+    return f"{name} " + template.format(input=error["input"], **error.get("ctx", {}))
+
+
+def seconds(default: int, minimum: int = 0) -> Any:
+    """A whole number of seconds (or of anything), `minimum` or more."""
+    return Field(default, ge=minimum)
+
+
+class Settings(EnvironmentSettings):
+    """Every environment variable the app reads: one field each, named as the variable."""
+
+    pulseboard_env: Annotated[Literal["development", "production"], Choice] = "development"
+    secret_key: str = Field(DEFAULT_SECRET_KEY, repr=False)
+    enrollment_key: str = Field(DEFAULT_ENROLLMENT_KEY, repr=False)
+    # Unset: a SQLite file in the instance folder (load_config knows where that is).
+    database_url: str | None = Field(None, repr=False)
+    redis_url: str | None = Field(None, repr=False)
+    heartbeat_interval_seconds: int = seconds(30, 1)
+    grace_period_seconds: int = seconds(30)
+    disconnect_after_seconds: int = seconds(300, 1)
+    heartbeat_min_interval_seconds: int = seconds(10)
+    heartbeat_jitter_percent: int = Field(5, ge=0, le=MAX_JITTER_PERCENT)
+    heartbeat_max_per_minute: int = seconds(10, 1)
+    bad_token_max_per_minute: int = seconds(30, 1)
+    enroll_max_per_minute: int = seconds(60, 1)
+    reenroll_max_per_hour: int = seconds(10, 1)
+    ratelimit_enabled: bool = True
+    reconnect_delay_seconds: int = seconds(5)
+    reconnect_ttl_seconds: int = seconds(600, 1)
+    command_kinds: Annotated[tuple[CommandKind, ...], NoDecode, BeforeValidator(_lower_items)] = (
+        COMMAND_KIND_NAMES
+    )
+    command_ttl_seconds: int = seconds(600, 1)
+    command_ack_ttl_seconds: int = seconds(600, 1)
+    screenshot_max_bytes: int = seconds(2_000_000, 1024)
+    bulk_reconnect_spread_seconds: int = seconds(60)
+    bulk_chunk_size: int = seconds(500, 1)
+    bulk_inline_max: int = seconds(2000)
+    bulk_stall_seconds: int = seconds(120, 10)
+    flap_window_seconds: int = seconds(3600, 1)
+    flap_threshold: int = seconds(4, 1)
+    # 5 s, not a minute: an alert is due within 15 s of its condition (issue 15), and a
+    # sweep with nothing due is an indexed range query (docs/benchmarks.md).
+    sweep_interval_seconds: int = seconds(5, 1)
+    ping_recheck_seconds: int = seconds(60, 1)
+    # Unset: on without REDIS_URL (nothing else would sweep), off with it (the jobs do).
+    embedded_sweeper: bool | None = None
+    telemetry_sample_seconds: int = seconds(300, 1)
+    telemetry_retention_seconds: int = seconds(86_400, 60)
+    # Feeds Flask's MAX_CONTENT_LENGTH: larger bodies get 413.
+    max_body_bytes: int = seconds(64 * 1024, 1024)
+    extra_max_bytes: int = seconds(4096)
+    # Deeper JSON than this is refused at the door: serialisers have depth limits
+    # of their own (pydantic's is 255), and a stored value past them breaks reads.
+    extra_max_depth: int = seconds(10, 1)
+    log_format: Annotated[Literal["console", "json"], Choice] = "console"
+    log_level: Annotated[Literal["debug", "info", "warning", "error", "critical"], Choice] = "info"
+    metrics_token: str | None = Field(None, repr=False)
+    metrics_public: bool = False
+    # The device app's pools: one connection per gunicorn thread.
+    gunicorn_threads: int = seconds(8, 1)
+    # The alerts (docs/alerts.md): channels, delivery and grouping.
+    alert_allowed_schemes: LowerList = _lower_items(DEFAULT_ALERT_SCHEMES)
+    alert_allow_private_targets: bool = False
+    alert_dashboard_url: Annotated[str, BeforeValidator(lambda url: str(url).rstrip("/"))] = (
+        "http://127.0.0.1:5000"
+    )
+    alert_delivery_interval_seconds: int = seconds(2, 1)
+    alert_group_wait_seconds: int = seconds(3)
+    alert_retry_for_seconds: int = seconds(86_400, 60)
+    alert_claim_timeout_seconds: int = seconds(120, 5)
+    alert_send_timeout_seconds: int = seconds(10, 1)
+    alert_monitoring_gap_seconds: int = seconds(180, 10)
+    # Old SECRET_KEYs that still decrypt channels: secrets, so their case is kept.
+    alert_previous_secret_keys: Annotated[
+        tuple[str, ...], NoDecode, BeforeValidator(_comma_items)
+    ] = Field((), repr=False)
+    # History (docs/availability.md): how long it is kept, and how often it is pruned.
+    event_retention_days: int = seconds(93, 2)
+    rollup_retention_days: int = seconds(400, 2)
+    prune_interval_seconds: int = seconds(3600, 10)
+
+    @model_validator(mode="after")
+    def _disconnect_after_the_grace(self) -> Self:
+        late = self.heartbeat_interval_seconds + self.grace_period_seconds
+        if self.disconnect_after_seconds <= late:
+            raise ValueError(
+                "DISCONNECT_AFTER_SECONDS must be greater than "
+                f"HEARTBEAT_INTERVAL_SECONDS + GRACE_PERIOD_SECONDS ({late}), "
+                f"got {self.disconnect_after_seconds}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _production_secrets(self) -> Self:
+        if self.pulseboard_env == "production":
+            check_production_secrets(
+                {"SECRET_KEY": self.secret_key, "ENROLLMENT_KEY": self.enrollment_key},
+                metrics_token=self.metrics_token,
+                metrics_public=self.metrics_public,
+            )
+        return self
 
 
 def check_production_secrets(
@@ -102,82 +268,29 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
+# Fields whose Flask config key is not their variable's name; METRICS_PUBLIC is
+# only ever read by the production check.
+FLASK_KEYS = {"max_body_bytes": "MAX_CONTENT_LENGTH", "gunicorn_threads": "DEVICE_POOL_SIZE"}
+NOT_IN_FLASK_CONFIG = {"database_url", "metrics_public"}
+
+
 def load_config(env: Mapping[str, str], instance_path: str) -> dict[str, Any]:
     """Build the Flask config mapping from environment variables."""
-    interval = env_int(env, "HEARTBEAT_INTERVAL_SECONDS", 30, minimum=1)
-    grace = env_int(env, "GRACE_PERIOD_SECONDS", 30, minimum=0)
-    disconnect_after = env_int(env, "DISCONNECT_AFTER_SECONDS", 300, minimum=1)
-    if disconnect_after <= interval + grace:
-        raise ConfigError(
-            "DISCONNECT_AFTER_SECONDS must be greater than "
-            f"HEARTBEAT_INTERVAL_SECONDS + GRACE_PERIOD_SECONDS ({interval + grace}), "
-            f"got {disconnect_after}"
-        )
-    redis_url = env_str(env, "REDIS_URL")
-    database_url = env_str(env, "DATABASE_URL") or default_database_url(instance_path)
-    production = env_choice(env, "PULSEBOARD_ENV", "development", ENVIRONMENTS) == "production"
-    secret_key = env_str(env, "SECRET_KEY", DEFAULT_SECRET_KEY)
-    enrollment_key = env_str(env, "ENROLLMENT_KEY", DEFAULT_ENROLLMENT_KEY)
-    metrics_token = env_str(env, "METRICS_TOKEN")
-    if production:
-        check_production_secrets(
-            {"SECRET_KEY": secret_key, "ENROLLMENT_KEY": enrollment_key},
-            metrics_token=metrics_token,
-            metrics_public=env_bool(env, "METRICS_PUBLIC", False),
-        )
-    return {
-        "PULSEBOARD_ENV": "production" if production else "development",
-        "SECRET_KEY": secret_key,
-        "ENROLLMENT_KEY": enrollment_key,
-        "SQLALCHEMY_DATABASE_URI": normalise_database_url(database_url),
-        "REDIS_URL": redis_url,
-        "HEARTBEAT_INTERVAL_SECONDS": interval,
-        "GRACE_PERIOD_SECONDS": grace,
-        "DISCONNECT_AFTER_SECONDS": disconnect_after,
-        "HEARTBEAT_MIN_INTERVAL_SECONDS": env_int(env, "HEARTBEAT_MIN_INTERVAL_SECONDS", 10),
-        "HEARTBEAT_JITTER_PERCENT": env_jitter(env),
-        "HEARTBEAT_MAX_PER_MINUTE": env_int(env, "HEARTBEAT_MAX_PER_MINUTE", 10, minimum=1),
-        "BAD_TOKEN_MAX_PER_MINUTE": env_int(env, "BAD_TOKEN_MAX_PER_MINUTE", 30, minimum=1),
-        "ENROLL_MAX_PER_MINUTE": env_int(env, "ENROLL_MAX_PER_MINUTE", 60, minimum=1),
-        "REENROLL_MAX_PER_HOUR": env_int(env, "REENROLL_MAX_PER_HOUR", 10, minimum=1),
-        "RATELIMIT_ENABLED": env_bool(env, "RATELIMIT_ENABLED", True),
-        "RECONNECT_DELAY_SECONDS": env_int(env, "RECONNECT_DELAY_SECONDS", 5),
-        "RECONNECT_TTL_SECONDS": env_int(env, "RECONNECT_TTL_SECONDS", 600, minimum=1),
-        "COMMAND_KINDS": env_kinds(env),
-        "COMMAND_TTL_SECONDS": env_int(env, "COMMAND_TTL_SECONDS", 600, minimum=1),
-        "COMMAND_ACK_TTL_SECONDS": env_int(env, "COMMAND_ACK_TTL_SECONDS", 600, minimum=1),
-        "SCREENSHOT_MAX_BYTES": env_int(env, "SCREENSHOT_MAX_BYTES", 2_000_000, minimum=1024),
-        "BULK_RECONNECT_SPREAD_SECONDS": env_int(env, "BULK_RECONNECT_SPREAD_SECONDS", 60),
-        "BULK_CHUNK_SIZE": env_int(env, "BULK_CHUNK_SIZE", 500, minimum=1),
-        "BULK_INLINE_MAX": env_int(env, "BULK_INLINE_MAX", 2000, minimum=0),
-        "BULK_STALL_SECONDS": env_int(env, "BULK_STALL_SECONDS", 120, minimum=10),
-        "FLAP_WINDOW_SECONDS": env_int(env, "FLAP_WINDOW_SECONDS", 3600, minimum=1),
-        "FLAP_THRESHOLD": env_int(env, "FLAP_THRESHOLD", 4, minimum=1),
-        # 5 s, not a minute: an alert is due within 15 s of its condition (issue 15), and a
-        # sweep with nothing due is an indexed range query (docs/benchmarks.md).
-        "SWEEP_INTERVAL_SECONDS": env_int(env, "SWEEP_INTERVAL_SECONDS", 5, minimum=1),
-        "PING_RECHECK_SECONDS": env_int(env, "PING_RECHECK_SECONDS", 60, minimum=1),
-        "EMBEDDED_SWEEPER": env_bool(env, "EMBEDDED_SWEEPER", redis_url is None),
-        "TELEMETRY_SAMPLE_SECONDS": env_int(env, "TELEMETRY_SAMPLE_SECONDS", 300, minimum=1),
-        "TELEMETRY_RETENTION_SECONDS": env_int(
-            env, "TELEMETRY_RETENTION_SECONDS", 86_400, minimum=60
-        ),
-        "MAX_CONTENT_LENGTH": env_int(env, "MAX_BODY_BYTES", 64 * 1024, minimum=1024),
-        "EXTRA_MAX_BYTES": env_int(env, "EXTRA_MAX_BYTES", 4096, minimum=0),
-        # The CSRF token is tied to the session; an expiry of its own would make a
-        # grid left open for an hour refuse its next click.
-        "WTF_CSRF_TIME_LIMIT": None,
-        "LOG_FORMAT": env_choice(env, "LOG_FORMAT", "console", ("console", "json")),
-        "LOG_LEVEL": env_choice(env, "LOG_LEVEL", "info", LOG_LEVELS).upper(),
-        "METRICS_TOKEN": metrics_token,
-        # The device app's pools: one connection per gunicorn thread.
-        "DEVICE_POOL_SIZE": env_int(env, "GUNICORN_THREADS", 8, minimum=1),
-        # Deeper JSON than this is refused at the door: serialisers have depth limits
-        # of their own (pydantic's is 255), and a stored value past them breaks reads.
-        "EXTRA_MAX_DEPTH": env_int(env, "EXTRA_MAX_DEPTH", 10, minimum=1),
-        **alert_settings(env),
-        **availability_settings(env),
+    settings = Settings.read(env)
+    config = {
+        FLASK_KEYS.get(name, name.upper()): value
+        for name, value in settings.model_dump().items()
+        if name not in NOT_IN_FLASK_CONFIG
     }
+    database_url = settings.database_url or default_database_url(instance_path)
+    config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(database_url)
+    if settings.embedded_sweeper is None:
+        config["EMBEDDED_SWEEPER"] = settings.redis_url is None
+    config["LOG_LEVEL"] = settings.log_level.upper()
+    # The CSRF token is tied to the session; an expiry of its own would make a
+    # grid left open for an hour refuse its next click.
+    config["WTF_CSRF_TIME_LIMIT"] = None
+    return config
 
 
 def complete_config(config: dict[str, Any]) -> None:
@@ -238,79 +351,4 @@ def autocommit_binds(config: Mapping[str, Any], options: Mapping[str, Any]) -> d
             "pool_reset_on_return": None,
             **options,
         }
-    }
-
-
-# --- Alerts (issue 15) ------------------------------------------------------------
-
-DEFAULT_ALERT_SCHEMES = (
-    "mailto,mailtos,json,jsons,slack,msteams,discord,tgram,ntfy,ntfys,pover,webhook,webhooks"
-)
-
-
-MAX_JITTER_PERCENT = 20
-
-
-def env_jitter(env: Mapping[str, str]) -> int:
-    """HEARTBEAT_JITTER_PERCENT: how far a reply's interval guidance may stray (0 turns it off)."""
-    percent = env_int(env, "HEARTBEAT_JITTER_PERCENT", 5)
-    if percent > MAX_JITTER_PERCENT:
-        # Past a fifth, a late beat runs into the grace period rather than spreading a fleet out.
-        raise ConfigError(
-            f"HEARTBEAT_JITTER_PERCENT must be at most {MAX_JITTER_PERCENT}, got {percent}"
-        )
-    return percent
-
-
-def env_list(env: Mapping[str, str], name: str, default: str) -> tuple[str, ...]:
-    """A comma-separated variable as a tuple of lower-case, non-empty items."""
-    raw = env_str(env, name, default) or ""
-    return tuple(item.strip().lower() for item in raw.split(",") if item.strip())
-
-
-COMMAND_KIND_NAMES = ("reconnect", "restart_app", "reboot", "refresh_content", "screenshot")
-
-
-def env_kinds(env: Mapping[str, str]) -> tuple[str, ...]:
-    """COMMAND_KINDS: the command kinds this fleet accepts (all of them by default)."""
-    kinds = env_list(env, "COMMAND_KINDS", ",".join(COMMAND_KIND_NAMES))
-    unknown = sorted(set(kinds) - set(COMMAND_KIND_NAMES))
-    if unknown:
-        raise ConfigError(
-            f"COMMAND_KINDS names unknown kinds {', '.join(unknown)}; "
-            f"choose from {', '.join(COMMAND_KIND_NAMES)}"
-        )
-    return kinds
-
-
-def availability_settings(env: Mapping[str, str]) -> dict[str, Any]:
-    """How long history is kept, and how often it is pruned (docs/availability.md)."""
-    return {
-        "EVENT_RETENTION_DAYS": env_int(env, "EVENT_RETENTION_DAYS", 93, minimum=2),
-        "ROLLUP_RETENTION_DAYS": env_int(env, "ROLLUP_RETENTION_DAYS", 400, minimum=2),
-        "PRUNE_INTERVAL_SECONDS": env_int(env, "PRUNE_INTERVAL_SECONDS", 3600, minimum=10),
-    }
-
-
-def alert_settings(env: Mapping[str, str]) -> dict[str, Any]:
-    """The alerts' settings: channels, delivery and grouping (docs/alerts.md)."""
-    return {
-        "ALERT_ALLOWED_SCHEMES": env_list(env, "ALERT_ALLOWED_SCHEMES", DEFAULT_ALERT_SCHEMES),
-        "ALERT_ALLOW_PRIVATE_TARGETS": env_bool(env, "ALERT_ALLOW_PRIVATE_TARGETS", False),
-        "ALERT_DASHBOARD_URL": (
-            env_str(env, "ALERT_DASHBOARD_URL", "http://127.0.0.1:5000") or ""
-        ).rstrip("/"),
-        "ALERT_DELIVERY_INTERVAL_SECONDS": env_int(
-            env, "ALERT_DELIVERY_INTERVAL_SECONDS", 2, minimum=1
-        ),
-        "ALERT_GROUP_WAIT_SECONDS": env_int(env, "ALERT_GROUP_WAIT_SECONDS", 3),
-        "ALERT_RETRY_FOR_SECONDS": env_int(env, "ALERT_RETRY_FOR_SECONDS", 86_400, minimum=60),
-        "ALERT_CLAIM_TIMEOUT_SECONDS": env_int(env, "ALERT_CLAIM_TIMEOUT_SECONDS", 120, minimum=5),
-        "ALERT_SEND_TIMEOUT_SECONDS": env_int(env, "ALERT_SEND_TIMEOUT_SECONDS", 10, minimum=1),
-        "ALERT_MONITORING_GAP_SECONDS": env_int(
-            env, "ALERT_MONITORING_GAP_SECONDS", 180, minimum=10
-        ),
-        "ALERT_PREVIOUS_SECRET_KEYS": tuple(
-            key for key in (env_str(env, "ALERT_PREVIOUS_SECRET_KEYS") or "").split(",") if key
-        ),
     }

@@ -24,13 +24,14 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+from pydantic import Field
+
 from fleet import ROOT, demo_alerts, demo_hours
-from fleet.config import env_bool, env_int, env_str
+from fleet.config import EnvironmentSettings
 
 # Short enough that a newcomer sees every tier within two minutes: offline
 # after 20 s of silence, disconnected after 60 s, swept every 5 s.
@@ -57,19 +58,19 @@ STOP_TIMEOUT = 10.0
 READY_TIMEOUT = 60.0
 
 
-@dataclass(frozen=True)
-class RunSettings:
-    """What `make run` does, from the environment."""
+class RunSettings(EnvironmentSettings):
+    """What `make run` does: DEMO, HOST, PORT, DEMO_ADMIN_*, SIM_* and RUN_LOG_DIR."""
 
-    demo: bool
-    host: str
-    port: int
-    admin_email: str
-    admin_password: str
-    devices: int
-    time_scale: str
-    seed: str
-    log_dir: Path
+    demo: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(5000, ge=1)
+    admin_email: str = Field("admin@example.com", validation_alias="DEMO_ADMIN_EMAIL")
+    admin_password: str = Field("pulseboard", validation_alias="DEMO_ADMIN_PASSWORD", repr=False)
+    devices: int = Field(200, ge=1, validation_alias="SIM_DEVICES")
+    time_scale: str = Field("2", validation_alias="SIM_TIME_SCALE")
+    # Fixed, so a second run replays the same fleet on the same devices.
+    seed: str = Field("1", validation_alias="SIM_SEED")
+    log_dir: Path = Field(ROOT / "instance", validation_alias="RUN_LOG_DIR")
 
     @property
     def url(self) -> str:
@@ -77,19 +78,8 @@ class RunSettings:
 
 
 def run_settings(env: Mapping[str, str]) -> RunSettings:
-    """Read DEMO, HOST, PORT, DEMO_ADMIN_*, SIM_* and RUN_LOG_DIR."""
-    return RunSettings(
-        demo=env_bool(env, "DEMO", True),
-        host=env_str(env, "HOST", "127.0.0.1") or "127.0.0.1",
-        port=env_int(env, "PORT", 5000, minimum=1),
-        admin_email=env_str(env, "DEMO_ADMIN_EMAIL", "admin@example.com") or "",
-        admin_password=env_str(env, "DEMO_ADMIN_PASSWORD", "pulseboard") or "",
-        devices=env_int(env, "SIM_DEVICES", 200, minimum=1),
-        time_scale=env_str(env, "SIM_TIME_SCALE", "2") or "2",
-        # Fixed, so a second run replays the same fleet on the same devices.
-        seed=env_str(env, "SIM_SEED", "1") or "1",
-        log_dir=Path(env_str(env, "RUN_LOG_DIR", str(ROOT / "instance")) or "instance"),
-    )
+    """`make run`'s settings from `env`; raises ConfigError naming a bad variable."""
+    return RunSettings.read(env)
 
 
 def child_env(settings: RunSettings, env: Mapping[str, str]) -> dict[str, str]:

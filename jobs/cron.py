@@ -9,14 +9,16 @@ import os
 
 from rq import cron
 
-from fleet.config import env_int
+from fleet.config import Settings
 from jobs import QUEUE
 from jobs.tasks import deliver_alerts, prune_history, sweep_timeouts
+
+settings = Settings.read(os.environ)
 
 cron.register(
     sweep_timeouts,
     queue_name=QUEUE,
-    interval=env_int(os.environ, "SWEEP_INTERVAL_SECONDS", 5, minimum=1),
+    interval=settings.sweep_interval_seconds,
     # A stuck job is ended here; its lock, renewed only as chunks complete,
     # has lapsed long before (within one SWEEP_INTERVAL_SECONDS).
     job_timeout=240,
@@ -27,7 +29,7 @@ cron.register(
 cron.register(
     deliver_alerts,
     queue_name=QUEUE,
-    interval=env_int(os.environ, "ALERT_DELIVERY_INTERVAL_SECONDS", 2, minimum=1),
+    interval=settings.alert_delivery_interval_seconds,
     # Under ALERT_CLAIM_TIMEOUT_SECONDS (120 s), after which another worker takes a claim over.
     job_timeout=100,
     result_ttl=600,
@@ -37,7 +39,7 @@ cron.register(
 cron.register(
     prune_history,
     queue_name=QUEUE,
-    interval=env_int(os.environ, "PRUNE_INTERVAL_SECONDS", 3600, minimum=10),
+    interval=settings.prune_interval_seconds,
     job_timeout=600,
     result_ttl=86_400,
     name="history-pruning",

@@ -12,6 +12,9 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
+from fleet.config import ConfigError
 from fleet.devserver import DEMO_SERVER_ENV, admin_outcome, child_env, run_settings
 from tests.servers import free_port
 
@@ -37,6 +40,19 @@ def test_it_keeps_the_normal_thresholds_without_the_demo():
     env = child_env(settings, {})
     assert not settings.demo and settings.url == "http://127.0.0.1:8123"
     assert not set(DEMO_SERVER_ENV) & set(env)
+
+
+def test_it_reads_the_demo_admin_and_simulator_from_their_variables():
+    settings = run_settings(
+        {"DEMO_ADMIN_EMAIL": "ops@example.com", "SIM_DEVICES": "12", "RUN_LOG_DIR": "/tmp/demo"}
+    )
+    assert (settings.admin_email, settings.devices) == ("ops@example.com", 12)
+    assert settings.log_dir == Path("/tmp/demo")
+
+
+def test_it_refuses_a_bad_value_naming_the_variable():
+    with pytest.raises(ConfigError, match=r"^DEMO must be true or false, got 'maybe'; SIM_DEVICES"):
+        run_settings({"DEMO": "maybe", "SIM_DEVICES": "0"})
 
 
 def test_it_tolerates_a_demo_admin_that_already_exists():

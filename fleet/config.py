@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, get_args
 
 from pydantic import BeforeValidator, Field, ValidationError, model_validator
 from pydantic_core import ErrorDetails
@@ -34,7 +34,8 @@ DEFAULT_ENROLLMENT_KEY = "dev-enrollment-key"
 DEFAULT_ALERT_SCHEMES = (
     "mailto,mailtos,json,jsons,slack,msteams,discord,tgram,ntfy,ntfys,pover,webhook,webhooks"
 )
-COMMAND_KIND_NAMES = ("reconnect", "restart_app", "reboot", "refresh_content", "screenshot")
+CommandKind = Literal["reconnect", "restart_app", "reboot", "refresh_content", "screenshot"]
+COMMAND_KIND_NAMES: tuple[str, ...] = get_args(CommandKind)
 # Past a fifth, a late beat runs into the grace period rather than spreading a fleet out.
 MAX_JITTER_PERCENT = 20
 
@@ -62,7 +63,6 @@ def _lower_items(value: Any) -> Any:
 # JSON (NoDecode), as operators have always written them.
 Choice = BeforeValidator(_lower)
 LowerList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_lower_items)]
-CommandKind = Literal["reconnect", "restart_app", "reboot", "refresh_content", "screenshot"]
 
 
 class MappingEnvSource(EnvSettingsSource):
@@ -75,6 +75,8 @@ class MappingEnvSource(EnvSettingsSource):
 
     def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
         super().__init__(settings_cls)
+        # `env_vars` is what the stock source looks each field up in (and all it
+        # reads os.environ for), filled here from `env` as the stock one fills it.
         stripped = {name: value.strip() for name, value in env.items()}
         self.env_vars = parse_env_vars(
             stripped, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
@@ -132,8 +134,8 @@ def explain(error: ErrorDetails) -> str:
     return f"{name} " + template.format(input=error["input"], **error.get("ctx", {}))
 
 
-def seconds(default: int, minimum: int = 0) -> Any:
-    """A whole number of seconds (or of anything), `minimum` or more."""
+def number(default: int, minimum: int = 0) -> Any:
+    """A field for a whole number (seconds, bytes, a count), `minimum` or more."""
     return Field(default, ge=minimum)
 
 
@@ -146,70 +148,70 @@ class Settings(EnvironmentSettings):
     # Unset: a SQLite file in the instance folder (load_config knows where that is).
     database_url: str | None = Field(None, repr=False)
     redis_url: str | None = Field(None, repr=False)
-    heartbeat_interval_seconds: int = seconds(30, 1)
-    grace_period_seconds: int = seconds(30)
-    disconnect_after_seconds: int = seconds(300, 1)
-    heartbeat_min_interval_seconds: int = seconds(10)
+    heartbeat_interval_seconds: int = number(30, 1)
+    grace_period_seconds: int = number(30)
+    disconnect_after_seconds: int = number(300, 1)
+    heartbeat_min_interval_seconds: int = number(10)
     heartbeat_jitter_percent: int = Field(5, ge=0, le=MAX_JITTER_PERCENT)
-    heartbeat_max_per_minute: int = seconds(10, 1)
-    bad_token_max_per_minute: int = seconds(30, 1)
-    enroll_max_per_minute: int = seconds(60, 1)
-    reenroll_max_per_hour: int = seconds(10, 1)
+    heartbeat_max_per_minute: int = number(10, 1)
+    bad_token_max_per_minute: int = number(30, 1)
+    enroll_max_per_minute: int = number(60, 1)
+    reenroll_max_per_hour: int = number(10, 1)
     ratelimit_enabled: bool = True
-    reconnect_delay_seconds: int = seconds(5)
-    reconnect_ttl_seconds: int = seconds(600, 1)
+    reconnect_delay_seconds: int = number(5)
+    reconnect_ttl_seconds: int = number(600, 1)
     command_kinds: Annotated[tuple[CommandKind, ...], NoDecode, BeforeValidator(_lower_items)] = (
         COMMAND_KIND_NAMES
     )
-    command_ttl_seconds: int = seconds(600, 1)
-    command_ack_ttl_seconds: int = seconds(600, 1)
-    screenshot_max_bytes: int = seconds(2_000_000, 1024)
-    bulk_reconnect_spread_seconds: int = seconds(60)
-    bulk_chunk_size: int = seconds(500, 1)
-    bulk_inline_max: int = seconds(2000)
-    bulk_stall_seconds: int = seconds(120, 10)
-    flap_window_seconds: int = seconds(3600, 1)
-    flap_threshold: int = seconds(4, 1)
+    command_ttl_seconds: int = number(600, 1)
+    command_ack_ttl_seconds: int = number(600, 1)
+    screenshot_max_bytes: int = number(2_000_000, 1024)
+    bulk_reconnect_spread_seconds: int = number(60)
+    bulk_chunk_size: int = number(500, 1)
+    bulk_inline_max: int = number(2000)
+    bulk_stall_seconds: int = number(120, 10)
+    flap_window_seconds: int = number(3600, 1)
+    flap_threshold: int = number(4, 1)
     # 5 s, not a minute: an alert is due within 15 s of its condition (issue 15), and a
     # sweep with nothing due is an indexed range query (docs/benchmarks.md).
-    sweep_interval_seconds: int = seconds(5, 1)
-    ping_recheck_seconds: int = seconds(60, 1)
+    sweep_interval_seconds: int = number(5, 1)
+    ping_recheck_seconds: int = number(60, 1)
     # Unset: on without REDIS_URL (nothing else would sweep), off with it (the jobs do).
     embedded_sweeper: bool | None = None
-    telemetry_sample_seconds: int = seconds(300, 1)
-    telemetry_retention_seconds: int = seconds(86_400, 60)
+    telemetry_sample_seconds: int = number(300, 1)
+    telemetry_retention_seconds: int = number(86_400, 60)
     # Feeds Flask's MAX_CONTENT_LENGTH: larger bodies get 413.
-    max_body_bytes: int = seconds(64 * 1024, 1024)
-    extra_max_bytes: int = seconds(4096)
+    max_body_bytes: int = number(64 * 1024, 1024)
+    extra_max_bytes: int = number(4096)
     # Deeper JSON than this is refused at the door: serialisers have depth limits
     # of their own (pydantic's is 255), and a stored value past them breaks reads.
-    extra_max_depth: int = seconds(10, 1)
+    extra_max_depth: int = number(10, 1)
     log_format: Annotated[Literal["console", "json"], Choice] = "console"
     log_level: Annotated[Literal["debug", "info", "warning", "error", "critical"], Choice] = "info"
     metrics_token: str | None = Field(None, repr=False)
     metrics_public: bool = False
     # The device app's pools: one connection per gunicorn thread.
-    gunicorn_threads: int = seconds(8, 1)
+    gunicorn_threads: int = number(8, 1)
     # The alerts (docs/alerts.md): channels, delivery and grouping.
     alert_allowed_schemes: LowerList = _lower_items(DEFAULT_ALERT_SCHEMES)
     alert_allow_private_targets: bool = False
     alert_dashboard_url: Annotated[str, BeforeValidator(lambda url: str(url).rstrip("/"))] = (
         "http://127.0.0.1:5000"
     )
-    alert_delivery_interval_seconds: int = seconds(2, 1)
-    alert_group_wait_seconds: int = seconds(3)
-    alert_retry_for_seconds: int = seconds(86_400, 60)
-    alert_claim_timeout_seconds: int = seconds(120, 5)
-    alert_send_timeout_seconds: int = seconds(10, 1)
-    alert_monitoring_gap_seconds: int = seconds(180, 10)
+    alert_delivery_interval_seconds: int = number(2, 1)
+    alert_group_wait_seconds: int = number(3)
+    alert_retry_for_seconds: int = number(86_400, 60)
+    alert_claim_timeout_seconds: int = number(120, 5)
+    alert_send_timeout_seconds: int = number(10, 1)
+    alert_monitoring_gap_seconds: int = number(180, 10)
     # Old SECRET_KEYs that still decrypt channels: secrets, so their case is kept.
     alert_previous_secret_keys: Annotated[
         tuple[str, ...], NoDecode, BeforeValidator(_comma_items)
     ] = Field((), repr=False)
     # History (docs/availability.md): how long it is kept, and how often it is pruned.
-    event_retention_days: int = seconds(93, 2)
-    rollup_retention_days: int = seconds(400, 2)
-    prune_interval_seconds: int = seconds(3600, 10)
+    event_retention_days: int = number(93, 2)
+    rollup_retention_days: int = number(400, 2)
+    prune_interval_seconds: int = number(3600, 10)
 
     @model_validator(mode="after")
     def _disconnect_after_the_grace(self) -> Self:

@@ -270,8 +270,8 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
-# Fields whose Flask config key is not their variable's name; METRICS_PUBLIC is
-# only ever read by the production check.
+# Fields whose Flask config key is not their variable's name. DATABASE_URL becomes
+# SQLALCHEMY_DATABASE_URI below; METRICS_PUBLIC is read by the production check only.
 FLASK_KEYS = {"max_body_bytes": "MAX_CONTENT_LENGTH", "gunicorn_threads": "DEVICE_POOL_SIZE"}
 NOT_IN_FLASK_CONFIG = {"database_url", "metrics_public"}
 

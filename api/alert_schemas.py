@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from api.admin_schemas import QueryString
-from api.schemas import RequestBody
+from api.schemas import RequestBody, Schema
 from fleet.services.alerts.channels import MAX_URL, ChannelInfo
 from fleet.services.alerts.incidents import MAX_NOTE, IncidentView
 
@@ -20,7 +20,7 @@ class IncidentListQuery(QueryString):
     limit: int = Field(default=100, ge=1, le=500)
 
 
-class NotificationOut(BaseModel):
+class NotificationOut(Schema):
     id: int
     channel: str | None = Field(description="The channel's name; null once it was removed.")
     kind: Literal["opened", "reminder", "resolved", "test", "monitoring_gap"]
@@ -31,7 +31,7 @@ class NotificationOut(BaseModel):
     sent_at: datetime | None
 
 
-class IncidentOut(BaseModel):
+class IncidentOut(Schema):
     id: int
     rule: str
     kind: str
@@ -46,7 +46,7 @@ class IncidentOut(BaseModel):
     notifications: list[NotificationOut]
 
 
-class IncidentListResponse(BaseModel):
+class IncidentListResponse(Schema):
     items: list[IncidentOut]
 
 
@@ -54,7 +54,7 @@ class AcknowledgeRequest(RequestBody):
     note: str | None = Field(default=None, max_length=MAX_NOTE)
 
 
-class ChannelOut(BaseModel):
+class ChannelOut(Schema):
     name: str
     kind: Literal["apprise", "webhook"]
     url: str = Field(description="Masked: the credentials in a channel URL are never returned.")
@@ -64,7 +64,7 @@ class ChannelOut(BaseModel):
     last_success_at: datetime | None
 
 
-class ChannelListResponse(BaseModel):
+class ChannelListResponse(Schema):
     items: list[ChannelOut]
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from api.admin_schemas import QueryString
+from api.schemas import Schema
 from fleet.services.availability.fold import Seconds
 from fleet.services.availability.reports import (
     DEVICE_COLUMNS,
@@ -30,14 +31,14 @@ class AvailabilityQuery(QueryString):
     )
 
 
-class SecondsOut(BaseModel):
+class SecondsOut(Schema):
     connected: float
     temporarily_offline: float
     disconnected: float
     off_hours: float = Field(description="Expected off: off hours or maintenance.")
 
 
-class AvailabilityOut(BaseModel):
+class AvailabilityOut(Schema):
     uid: str
     window: WindowName
     start: datetime = Field(description="The window's start (a UTC hour or day boundary).")
@@ -86,7 +87,7 @@ class ReportQuery(RangeQuery):
     by: Literal["device", "site", "fleet"] = "device"
 
 
-class ReportRowOut(BaseModel):
+class ReportRowOut(Schema):
     uid: str | None = Field(default=None, description="By device.")
     name: str | None = None
     site: str | None = Field(description="By device: its site; by site: the site (null: none).")
@@ -97,7 +98,7 @@ class ReportRowOut(BaseModel):
     outages: int = Field(description="Outages overlapping the range.")
 
 
-class ReportOut(BaseModel):
+class ReportOut(Schema):
     by: Literal["device", "site", "fleet"]
     start: datetime
     end: datetime
@@ -121,7 +122,7 @@ class OutageQuery(RangeQuery):
     limit: int = Field(default=1000, ge=1, le=MAX_OUTAGES, description="JSON only; CSV has all.")
 
 
-class OutageOut(BaseModel):
+class OutageOut(Schema):
     uid: str
     name: str | None
     site: str | None
@@ -133,7 +134,7 @@ class OutageOut(BaseModel):
     ended_by: Literal["connected", "off_hours", "maintenance"] | None
 
 
-class OutageListOut(BaseModel):
+class OutageListOut(Schema):
     items: list[OutageOut]
 
 

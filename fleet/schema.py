@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import click
 from flask import Flask, current_app
 
 from fleet import ROOT
+from fleet.commands.lazy import LazyCommand
 from fleet.extensions import db
 
 MIGRATIONS_DIR = ROOT / "migrations"
@@ -36,38 +36,15 @@ def upgrade() -> None:
     upgrade_to_head()
 
 
-class MigrationCommands(click.Group):
-    """`flask db ...`: Flask-Migrate's own group, loaded when it is asked for.
-
-    Click's way of loading commands lazily: asked to parse its arguments, this
-    group hands over to Flask-Migrate's `db` group (its options, subcommands
-    and help) once the app, which the `flask` command has loaded and put in
-    context, knows its migrations.
-    """
-
-    def _loaded(self) -> click.Group:
-        from flask_migrate.cli import db as flask_migrate_commands
-
-        migrations(current_app._get_current_object())
-        return flask_migrate_commands
-
-    def make_context(
-        self,
-        info_name: str | None,
-        args: list[str],
-        parent: click.Context | None = None,
-        **extra: Any,
-    ) -> click.Context:
-        return self._loaded().make_context(info_name, args, parent, **extra)
-
-    def invoke(self, ctx: click.Context) -> Any:
-        return self._loaded().invoke(ctx)
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return self._loaded().list_commands(ctx)
-
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        return self._loaded().get_command(ctx, name)
+def _prepare_migrations() -> None:
+    migrations(current_app._get_current_object())
 
 
-db_cli = MigrationCommands("db", help="Perform database migrations (Flask-Migrate).")
+# `flask db ...` is Flask-Migrate's own group, set up for the app that the
+# `flask` command has loaded and put in context, once it is asked for.
+db_cli = LazyCommand(
+    "db",
+    "flask_migrate.cli:db",
+    help="Perform database migrations (Flask-Migrate).",
+    prepare=_prepare_migrations,
+)

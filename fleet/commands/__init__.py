@@ -4,27 +4,37 @@ from __future__ import annotations
 
 from flask import Flask
 
+# name: (where the real command is, its one-line help as `flask --help` prints it).
+# The help is repeated here so that listing the commands imports none of them;
+# tests/commands/test_lazy_commands.py checks that it matches the real command's.
+AREAS: dict[str, tuple[str, str]] = {
+    "alerts": ("fleet.commands.alerts:alerts_cli", "Alert rules, and the delivery worker's round."),
+    "channels": (
+        "fleet.commands.alerts:channels_cli",
+        "Notification channels (Apprise URLs or webhooks).",
+    ),
+    "devices": ("fleet.commands.devices:devices_cli", "Enrol devices and run status sweeps."),
+    "doctor": (
+        "fleet.commands.doctor:doctor_command",
+        "Check the database, migrations, Redis, sweeps, workers and settings; exit 1 on a problem.",
+    ),
+    "jobs": ("fleet.commands.jobs:jobs_cli", "Background workers (needs REDIS_URL)."),
+    "maintenance": ("fleet.commands.hours:maintenance_cli", "Maintenance windows."),
+    "reports": (
+        "fleet.commands.reports:reports_cli",
+        "Availability rollups and history retention.",
+    ),
+    "sites": ("fleet.commands.hours:sites_cli", "Sites' operating hours."),
+    "tokens": ("fleet.commands.tokens:tokens_cli", "Create, revoke and list service tokens."),
+    "users": ("fleet.commands.users:users_cli", "Manage dashboard accounts."),
+}
+
 
 def register_cli(app: Flask) -> None:
-    """Attach every command group to the app."""
-    from fleet.commands.alerts import alerts_cli, channels_cli
-    from fleet.commands.devices import devices_cli
-    from fleet.commands.doctor import doctor_command
-    from fleet.commands.hours import maintenance_cli, sites_cli
-    from fleet.commands.jobs import jobs_cli
-    from fleet.commands.reports import reports_cli
-    from fleet.commands.tokens import tokens_cli
-    from fleet.commands.users import users_cli
+    """Attach every command group to the app, each imported only when it runs."""
+    from fleet.commands.lazy import LazyCommand
     from fleet.schema import db_cli
 
     app.cli.add_command(db_cli)
-    app.cli.add_command(alerts_cli)
-    app.cli.add_command(channels_cli)
-    app.cli.add_command(devices_cli)
-    app.cli.add_command(doctor_command)
-    app.cli.add_command(jobs_cli)
-    app.cli.add_command(reports_cli)
-    app.cli.add_command(maintenance_cli)
-    app.cli.add_command(sites_cli)
-    app.cli.add_command(tokens_cli)
-    app.cli.add_command(users_cli)
+    for name, (import_name, summary) in AREAS.items():
+        app.cli.add_command(LazyCommand(name, import_name, help=summary))

@@ -38,7 +38,8 @@ def test_listing_the_commands_loads_none_of_what_only_some_commands_need(tmp_pat
         "import sys; from flask.cli import main; sys.argv = ['flask', '--help']\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "lazy = ('redis', 'rq', 'psycopg', 'alembic', 'apprise', 'cryptography',\n"
-        "        'holidays', 'croniter', 'dateutil')\n"
+        "        'holidays', 'croniter', 'dateutil', 'fleet.commands.devices',\n"
+        "        'fleet.commands.alerts', 'fleet.commands.reports', 'fleet.commands.doctor')\n"
         "print(sorted(m for m in lazy if m in sys.modules), file=sys.stderr)"
     )
     environment = {
@@ -66,3 +67,20 @@ def test_flask_db_upgrade_migrates_and_doctor_finds_the_schema_at_head(tmp_path)
     doctor = run_flask(tmp_path, "doctor")
     assert "[ ok ] migrations: at head" in doctor.stdout
     assert "setup plugin" not in doctor.stderr
+
+
+def test_every_listed_command_says_what_its_real_command_says():
+    from werkzeug.utils import import_string
+
+    from fleet.commands import AREAS
+
+    for name, (import_name, summary) in AREAS.items():
+        real = import_string(import_name)
+        assert real.name == name
+        assert real.help.strip().splitlines()[0] == summary
+
+
+def test_a_lazy_group_refuses_an_unknown_subcommand_as_click_does(tmp_path):
+    result = run_flask(tmp_path, "devices", "no-such-command")
+    assert result.returncode == 2
+    assert "No such command 'no-such-command'" in result.stderr

@@ -81,7 +81,8 @@ def report(samples: dict[str, list[tuple[float, float]]]) -> None:
     )
     print(
         f"  of which the stack's extensions: {stack_wall - bare_wall:.2f} s wall; "
-        f"Pulseboard's own code: {app_wall - stack_wall:.2f} s wall, {app_cpu - stack_cpu:.2f} s CPU"
+        f"Pulseboard's own code: {app_wall - stack_wall:.2f} s wall, "
+        f"{app_cpu - stack_cpu:.2f} s CPU"
     )
     print("targets: under 1 s wall; under 0.5 s above bare Flask")
 

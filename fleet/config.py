@@ -15,14 +15,7 @@ from typing import Annotated, Any, Literal, Self, get_args
 
 from pydantic import BeforeValidator, Field, ValidationError, model_validator
 from pydantic_core import ErrorDetails
-from pydantic_settings import (
-    BaseSettings,
-    EnvSettingsSource,
-    NoDecode,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
-from pydantic_settings.sources.utils import parse_env_vars
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 # The bind name of the autocommit engine (`db.engines[AUTOCOMMIT_BIND]`).
 AUTOCOMMIT_BIND = "autocommit"
@@ -60,35 +53,15 @@ def _lower_items(value: Any) -> Any:
 
 
 # Choices and list items compare case-insensitively; lists are comma-separated, not
-# JSON (NoDecode), as operators have always written them.
+# JSON, as operators have always written them.
 Choice = BeforeValidator(_lower)
-LowerList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_lower_items)]
-
-
-class MappingEnvSource(EnvSettingsSource):
-    """pydantic-settings' environment source over a given mapping (a test's `env`, or os.environ).
-
-    The stock source reads os.environ only: a test's mapping must be the one read,
-    with no variable of the process running the tests leaking in. Values are stripped,
-    so a blank one counts as unset (env_ignore_empty), as it always has.
-    """
-
-    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
-        super().__init__(settings_cls)
-        # `env_vars` is what the stock source looks each field up in (and all it
-        # reads os.environ for), filled here from `env` as the stock one fills it.
-        stripped = {name: value.strip() for name, value in env.items()}
-        self.env_vars = parse_env_vars(
-            stripped, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
-        )
+LowerList = Annotated[tuple[str, ...], BeforeValidator(_lower_items)]
 
 
 class EnvironmentSettings(BaseSettings):
     """Settings read from one mapping of environment variables, by `read`."""
 
-    model_config = SettingsConfigDict(
-        case_sensitive=False, env_ignore_empty=True, extra="ignore", frozen=True
-    )
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     @classmethod
     def settings_customise_sources(
@@ -104,10 +77,24 @@ class EnvironmentSettings(BaseSettings):
         return (init_settings,)
 
     @classmethod
+    def variable_keys(cls) -> dict[str, str]:
+        """Each variable's name in lower case (they match in any case), to its keyword."""
+        keys = (str(field.validation_alias or name) for name, field in cls.model_fields.items())
+        return {key.lower(): key for key in keys}
+
+    @classmethod
     def read(cls, env: Mapping[str, str]) -> Self:
         """The settings in `env`; raises ConfigError naming each bad variable."""
+        # Handed in as keyword arguments, pydantic-settings' documented way to give
+        # values, so only this mapping is read; blank values count as unset.
+        keys = cls.variable_keys()
+        values = {
+            keys[name.lower()]: value.strip()
+            for name, value in env.items()
+            if name.lower() in keys and value.strip()
+        }
         try:
-            return cls(**MappingEnvSource(cls, env)())
+            return cls(**values)
         except ValidationError as error:
             raise ConfigError("; ".join(map(explain, error.errors()))) from None
 
@@ -160,7 +147,7 @@ class Settings(EnvironmentSettings):
     ratelimit_enabled: bool = True
     reconnect_delay_seconds: int = number(5)
     reconnect_ttl_seconds: int = number(600, 1)
-    command_kinds: Annotated[tuple[CommandKind, ...], NoDecode, BeforeValidator(_lower_items)] = (
+    command_kinds: Annotated[tuple[CommandKind, ...], BeforeValidator(_lower_items)] = (
         COMMAND_KIND_NAMES
     )
     command_ttl_seconds: int = number(600, 1)
@@ -205,9 +192,9 @@ class Settings(EnvironmentSettings):
     alert_send_timeout_seconds: int = number(10, 1)
     alert_monitoring_gap_seconds: int = number(180, 10)
     # Old SECRET_KEYs that still decrypt channels: secrets, so their case is kept.
-    alert_previous_secret_keys: Annotated[
-        tuple[str, ...], NoDecode, BeforeValidator(_comma_items)
-    ] = Field((), repr=False)
+    alert_previous_secret_keys: Annotated[tuple[str, ...], BeforeValidator(_comma_items)] = Field(
+        (), repr=False
+    )
     # History (docs/availability.md): how long it is kept, and how often it is pruned.
     event_retention_days: int = number(93, 2)
     rollup_retention_days: int = number(400, 2)

@@ -52,6 +52,7 @@ from fleet.services.availability.tally import (
     Tally,
     Writes,
     advance,
+    shift_site_hours,
 )
 from fleet.services.availability.windows import window_of
 from fleet.services.sweep import enforce_timeouts
@@ -146,6 +147,8 @@ def seed_history(devices: list[Any], start, now) -> int:
             ),
         )
         _copy_writes(writes, now)
+        # The site hour rows from the device ones just written, as the tally would file them.
+        shift_site_hours([device.id for device in chunk], 1)
         db.session.commit()
     return total
 

@@ -22,6 +22,7 @@ from fleet.errors import DeviceNotFound, EnrolmentRefused, InvalidInput, Unautho
 from fleet.extensions import db
 from fleet.models import Device
 from fleet.rules import Source, Status, Thresholds
+from fleet.services.availability import tally
 from fleet.services.commit import commit_unique
 from fleet.services.device_state import (
     SNAPSHOT_COLUMNS,
@@ -73,7 +74,7 @@ def register_device(
 
     def attempt(_: int) -> Enrolment | None:
         existing = db.session.execute(
-            select(*SNAPSHOT_COLUMNS, *_LEAVE_COLUMNS).where(Device.uid == uid)
+            select(*SNAPSHOT_COLUMNS, *_LEAVE_COLUMNS, Device.site).where(Device.uid == uid)
         ).one_or_none()
         if existing is None:
             if _insert_registered(uid, token, profile, now, address):
@@ -194,6 +195,8 @@ def _re_enrol(
         connect(snapshot, "re-enrolled", now, values, events)
     if not compare_and_set(snapshot, values):
         return False
+    if "site" in profile:
+        tally.move_site(snapshot.id, snapshot.site, profile["site"])
     record_events(events)
     db.session.commit()
     return True

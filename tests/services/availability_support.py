@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from fleet.availability_models import AvailabilityDay, AvailabilityHour
+from fleet.availability_models import AvailabilityDay, AvailabilityHour, AvailabilitySiteHour
 from fleet.extensions import db
 from fleet.models import Device, DeviceEvent
 from fleet.services.availability.fold import FOLDED_KINDS, Seconds
@@ -105,3 +105,32 @@ def rounded(buckets: dict[Any, Seconds]) -> dict[Any, tuple[float, ...]]:
         for key, s in buckets.items()
         if any(round(v, 3) for v in s.as_dict().values())
     }
+
+
+def site_hours() -> dict[tuple[str, datetime], tuple[float, ...]]:
+    """The stored site hour rows, to the millisecond, leaving out those summing to nothing."""
+    rows = db.session.execute(select(AvailabilitySiteHour)).scalars()
+    return _nonzero({(row.site, row.hour): _seconds_of(row) for row in rows})
+
+
+def device_hours_per_site() -> dict[tuple[str, datetime], tuple[float, ...]]:
+    """The device hour rows summed per current site and hour, as the site rows should hold them."""
+    totals: dict[tuple[str, datetime], list[float]] = {}
+    rows = db.session.execute(select(AvailabilityHour, Device.site).join(Device)).all()
+    for hour, site in rows:
+        total = totals.setdefault((site or "", hour.hour), [0.0] * 5)
+        for index, value in enumerate(_seconds_of(hour)):
+            total[index] += value
+    return _nonzero({key: tuple(values) for key, values in totals.items()})
+
+
+def _seconds_of(row: Any) -> tuple[float, ...]:
+    return tuple(getattr(row, f"{name}_seconds") for name in SECONDS_NAMES)
+
+
+def _nonzero(rows: dict[Any, tuple[float, ...]]) -> dict[Any, tuple[float, ...]]:
+    rounded_rows = {key: tuple(round(v, 3) for v in values) for key, values in rows.items()}
+    return {key: values for key, values in rounded_rows.items() if any(values)}
+
+
+SECONDS_NAMES = ("connected", "temporarily_offline", "disconnected", "off_hours", "expected_on")

@@ -30,7 +30,13 @@ from fleet.services.availability.fold import (
 )
 from fleet.services.availability.tally import HOURLY_KEEP
 from fleet.services.events import expected_off_event, record_events, status_event
-from tests.services.availability_support import naive_buckets, rounded, stored_buckets
+from tests.services.availability_support import (
+    device_hours_per_site,
+    naive_buckets,
+    rounded,
+    site_hours,
+    stored_buckets,
+)
 
 # The nights Europe/Berlin changes its clocks in 2026 (29 March, 25 October), and an ordinary one.
 STARTS = [
@@ -98,7 +104,7 @@ def _commit(device: Device, batch: list, status: str) -> None:
 @given(start=st.sampled_from(STARTS), steps=history)
 def test_rollups_equal_a_naive_fold_of_the_raw_events(app, start, steps):
     uid = f"prop-{next(uids)}"
-    enrolment.register_device(uid, start)
+    enrolment.register_device(uid, start, site=f"Site {len(steps) % 3}")
     device = db.session.execute(db.select(Device).where(Device.uid == uid)).scalar_one()
     last = _write(device, steps, start)
 
@@ -110,6 +116,8 @@ def test_rollups_equal_a_naive_fold_of_the_raw_events(app, start, steps):
     hours = {k: v for k, v in naive_buckets(device.id, "hour", last).items() if k >= since}
     stored = {k: v for k, v in stored_buckets(device.id, "hour").items() if k >= since}
     assert rounded(stored) == rounded(hours)
+    # The Sites page's rows hold the same hours, filed under the device's site.
+    assert site_hours() == device_hours_per_site()
 
     # A report ending now is the rollups plus the open segment: the naive fold up to now.
     now = last + timedelta(hours=5)

@@ -20,7 +20,13 @@ import structlog
 from flask import current_app
 from sqlalchemy import delete, or_, select
 
-from fleet.availability_models import AvailabilityDay, AvailabilityHour, AvailabilityTally, Outage
+from fleet.availability_models import (
+    AvailabilityDay,
+    AvailabilityHour,
+    AvailabilitySiteHour,
+    AvailabilityTally,
+    Outage,
+)
 from fleet.extensions import db
 from fleet.models import Device, DeviceEvent
 from fleet.services.availability.fold import FOLDED_KINDS, State, change_of, initial_status
@@ -33,7 +39,9 @@ from fleet.services.availability.tally import (
     insert_ignoring,
     locked_tallies,
     outage_row,
+    resum_site_hours,
     save,
+    shift_site_hours,
     tally_row,
 )
 
@@ -58,6 +66,10 @@ def rebuild(since: date | None = None, device_ids: list[int] | None = None) -> R
     for ids in _chunks(query):
         report.events += _rebuild_chunk(ids, since_at)
         report.devices += len(ids)
+        db.session.commit()
+    if device_ids is None:
+        # The chunks moved the site rows by what they replaced; this also mends any drift.
+        resum_site_hours(since_at)
         db.session.commit()
     log.info("availability_rebuilt", since=str(since), devices=report.devices)
     return report
@@ -108,6 +120,8 @@ def _forget(ids: list[int], since_at: datetime | None) -> None:
         days &= AvailabilityDay.day >= since_at.date()
         hours &= AvailabilityHour.hour >= since_at
         outages &= or_(Outage.ended_at.is_(None), Outage.ended_at > since_at)
+    # The site rows hold these hours too: take them away there before the rows go.
+    shift_site_hours(ids, -1, since=since_at)
     for statement in (
         delete(AvailabilityDay).where(days),
         delete(AvailabilityHour).where(hours),
@@ -135,6 +149,7 @@ class PruneReport:
     events: int = 0
     days: int = 0
     hours: int = 0
+    site_hours: int = 0
     outages: int = 0
 
     def summary(self) -> dict[str, int]:
@@ -150,6 +165,9 @@ def prune_history(now: datetime) -> PruneReport:
         events=_in_batches(DeviceEvent, DeviceEvent.id, DeviceEvent.created_at < events_before),
         days=_delete(delete(AvailabilityDay).where(AvailabilityDay.day < rollups_before)),
         hours=_delete(delete(AvailabilityHour).where(AvailabilityHour.hour < now - HOURLY_KEEP)),
+        site_hours=_delete(
+            delete(AvailabilitySiteHour).where(AvailabilitySiteHour.hour < now - HOURLY_KEEP)
+        ),
         outages=_delete(
             delete(Outage).where(
                 Outage.ended_at < datetime.combine(rollups_before, time(), tzinfo=UTC)

@@ -5,9 +5,14 @@ batch of events. For the devices whose status or expected-off state changed it:
 1. locks their tally rows (creating the missing ones at the device's enrolment),
    so two transactions of one device fold their events one after the other;
 2. folds the new events from each tally's state and `tallied_to`;
-3. adds the seconds to the day and hour rollups with one upsert each, moves the
+3. adds the seconds to the day and hour rollups with one upsert each (and the
+   hours to the site hour rollups, under each device's current site), moves the
    tallies on, and opens or closes outages.
 A sweep of 10,000 changes is therefore a handful of statements, not 10,000.
+
+Locks are taken in one order everywhere: the device row (its compare-and-set),
+its tally, then site hour rows sorted by site and hour, so transactions that
+share a site wait for each other but never deadlock on it.
 """
 
 from __future__ import annotations
@@ -18,12 +23,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, delete, func, literal, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from fleet.availability_models import (
     AvailabilityDay,
     AvailabilityHour,
+    AvailabilitySiteHour,
     AvailabilityTally,
     Outage,
 )
@@ -45,6 +51,9 @@ from fleet.services.queries import among
 # The hour rollups serve the 24 h figures and bars only, and are pruned after this.
 HOURLY_KEEP = timedelta(hours=48)
 UNKNOWN_START = "not connected since it was added"
+# A device without a site is filed (and listed on the Sites page) under the empty name.
+NO_SITE = ""
+SITE_KEY = func.coalesce(Device.site, NO_SITE)
 
 
 @dataclass
@@ -164,9 +173,11 @@ def _outages(tally: Tally, changes: list[Change], writes: Writes) -> None:
 
 
 def save(writes: Writes) -> None:
-    """Write the batch: two rollup upserts, the tallies, the outages."""
-    _add_seconds(AvailabilityDay, "day", {(d, b.date()): s for (d, b), s in writes.days.items()})
-    _add_seconds(AvailabilityHour, "hour", writes.hours)
+    """Write the batch: three rollup upserts, the tallies, the outages."""
+    days = {(d, b.date()): s for (d, b), s in writes.days.items()}
+    _add_seconds(AvailabilityDay, ("device_id", "day"), days)
+    _add_seconds(AvailabilityHour, ("device_id", "hour"), writes.hours)
+    _add_seconds(AvailabilitySiteHour, ("site", "hour"), _per_site(writes.hours))
     _move_tallies(writes.tallies)
     insert_ignoring(Outage, writes.opened, conflict=["device_id", "started_at"])
     _close_outages(writes.closed)
@@ -188,6 +199,89 @@ def _move_tallies(tallies: list[Tally]) -> None:
     )
 
 
+def _per_site(hours: dict[tuple[int, datetime], Seconds]) -> dict[tuple[str, datetime], Seconds]:
+    """The devices' hour seconds summed per (current site, hour)."""
+    if not hours:
+        return {}
+    ids = sorted({device_id for device_id, _ in hours})
+    site_of = dict(
+        db.session.execute(select(Device.id, SITE_KEY).where(among(Device.id, ids))).all()
+    )
+    sites: dict[tuple[str, datetime], Seconds] = defaultdict(Seconds)
+    for (device_id, hour), seconds in hours.items():
+        sites[(site_of[device_id], hour)].merge(seconds)
+    return sites
+
+
+def move_site(device_id: int, old: str | None, new: str | None) -> None:
+    """A device changing site takes its hour rollups along: off the old site's rows, onto the new.
+
+    Under the device's tally lock, so no transaction folding its events can add
+    hours to the old site in between.
+    """
+    old_key, new_key = old or NO_SITE, new or NO_SITE
+    if old_key == new_key:
+        return
+    locked_tallies([device_id])
+    # In site order, as every writer of site rows takes them.
+    for site, sign in sorted(((old_key, -1), (new_key, 1))):
+        shift_site_hours([device_id], sign, site=site)
+
+
+def resum_site_hours(since: datetime | None = None) -> None:
+    """Recompute the site hour rows (from `since` on) from the device hour rows: a repair.
+
+    On PostgreSQL the table is locked against writers first (a tally writes its
+    device hours, then its site hours, in one transaction): one that committed
+    is in the device rows read here, one still open adds its seconds after this
+    commits. SQLite has one writer at a time anyway.
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("LOCK TABLE availability_site_hour IN EXCLUSIVE MODE"))
+    stale = delete(AvailabilitySiteHour)
+    if since is not None:
+        stale = stale.where(AvailabilitySiteHour.hour >= since)
+    db.session.execute(stale.execution_options(synchronize_session=False))
+    shift_site_hours(None, 1, since=since)
+
+
+def shift_site_hours(
+    device_ids: list[int] | None, sign: int, site: str | None = None, since: datetime | None = None
+) -> None:
+    """Add (sign 1) or take away (sign -1) these devices' (or all) hour rollups on the site rows.
+
+    Filed under `site`, or each device's current site; from `since` on, or all.
+    The caller holds the devices' tally locks.
+    """
+    hour = AvailabilityHour
+    key = SITE_KEY if site is None else literal(site)
+    query = (
+        select(
+            key.label("site"),
+            hour.hour,
+            *(func.sum(getattr(hour, column)) * sign for column in SECONDS_COLUMNS),
+        )
+        .join(Device, Device.id == hour.device_id)
+        .group_by(*([SITE_KEY] if site is None else []), hour.hour)
+        .order_by(*([SITE_KEY] if site is None else []), hour.hour)
+    )
+    if device_ids is not None:
+        query = query.where(among(hour.device_id, device_ids))
+    if since is not None:
+        query = query.where(hour.hour >= since)
+    table = AvailabilitySiteHour.__table__
+    statement = _dialect().insert(table).from_select(["site", "hour", *SECONDS_COLUMNS], query)
+    db.session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["site", "hour"], set_=_increments(table, statement)
+        )
+    )
+
+
+def _increments(table: Any, statement: Any) -> dict[str, Any]:
+    return {column: table.c[column] + statement.excluded[column] for column in SECONDS_COLUMNS}
+
+
 def _close_outages(closed: list[dict[str, Any]]) -> None:
     if not closed:
         return
@@ -200,21 +294,26 @@ def _close_outages(closed: list[dict[str, Any]]) -> None:
     )
 
 
-def _add_seconds(model: type, key: str, totals: dict[tuple[int, Any], Seconds]) -> None:
-    """Add the seconds to the rollup rows, creating those that do not exist yet."""
+def _add_seconds(
+    model: type, keys: tuple[str, str], totals: dict[tuple[Any, Any], Seconds]
+) -> None:
+    """Add the seconds to the rollup rows, creating those that do not exist yet.
+
+    In key order, which is the order rows are locked in.
+    """
     if not totals:
         return
-    if len(totals) >= COPY_AT_LEAST and db.session.get_bind().dialect.name == "postgresql":
-        _copy_seconds(model.__table__, key, totals)
+    ordered = sorted(totals.items())
+    if len(ordered) >= COPY_AT_LEAST and db.session.get_bind().dialect.name == "postgresql":
+        _copy_seconds(model.__table__, keys, ordered)
         return
-    rows = [_seconds_row(device_id, key, bucket, s) for (device_id, bucket), s in totals.items()]
+    rows = [_seconds_row(keys, key, seconds) for key, seconds in ordered]
     table = model.__table__
     statement = _dialect().insert(table)
-    increments = {
-        column: table.c[column] + statement.excluded[column] for column in SECONDS_COLUMNS
-    }
     db.session.execute(
-        statement.on_conflict_do_update(index_elements=["device_id", key], set_=increments),
+        statement.on_conflict_do_update(
+            index_elements=list(keys), set_=_increments(table, statement)
+        ),
         rows,
     )
 
@@ -225,9 +324,11 @@ SECONDS_COLUMNS = (*(f"{name}_seconds" for name in BUCKETS), "expected_on_second
 COPY_AT_LEAST = 50
 
 
-def _copy_seconds(table: Any, key: str, totals: dict[tuple[int, Any], Seconds]) -> None:
+def _copy_seconds(
+    table: Any, keys: tuple[str, str], ordered: list[tuple[tuple[Any, Any], Seconds]]
+) -> None:
     staging = f"staging_{table.name}"
-    columns = ", ".join(("device_id", key, *SECONDS_COLUMNS))
+    columns = ", ".join((*keys, *SECONDS_COLUMNS))
     added = ", ".join(f"{c} = {table.name}.{c} + excluded.{c}" for c in SECONDS_COLUMNS)
     cursor = db.session.connection().connection.dbapi_connection.cursor()
     with cursor:
@@ -236,18 +337,17 @@ def _copy_seconds(table: Any, key: str, totals: dict[tuple[int, Any], Seconds]) 
             f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {table.name}) ON COMMIT DELETE ROWS"
         )
         with cursor.copy(f"COPY {staging} ({columns}) FROM STDIN") as copy:
-            for (device_id, bucket), seconds in totals.items():
-                values = seconds.as_dict()
-                copy.write_row((device_id, bucket, *values.values(), seconds.expected_on))
+            for key, seconds in ordered:
+                copy.write_row((*key, *seconds.as_dict().values(), seconds.expected_on))
         cursor.execute(
             f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {staging} "
-            f"ON CONFLICT (device_id, {key}) DO UPDATE SET {added}"
+            f"ORDER BY {', '.join(keys)} ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {added}"
         )
         cursor.execute(f"DELETE FROM {staging}")
 
 
-def _seconds_row(device_id: int, key: str, bucket: Any, seconds: Seconds) -> dict[str, Any]:
-    row: dict[str, Any] = {"device_id": device_id, key: bucket}
+def _seconds_row(keys: tuple[str, str], key: tuple[Any, Any], seconds: Seconds) -> dict[str, Any]:
+    row: dict[str, Any] = dict(zip(keys, key, strict=True))
     row.update({f"{name}_seconds": value for name, value in seconds.as_dict().items()})
     row["expected_on_seconds"] = seconds.expected_on
     return row

@@ -30,7 +30,13 @@ from sqlalchemy import (
     union_all,
 )
 
-from fleet.availability_models import AvailabilityDay, AvailabilityHour, AvailabilityTally, Outage
+from fleet.availability_models import (
+    AvailabilityDay,
+    AvailabilityHour,
+    AvailabilitySiteHour,
+    AvailabilityTally,
+    Outage,
+)
 from fleet.errors import InvalidInput
 from fleet.extensions import db
 from fleet.models import Device
@@ -192,15 +198,19 @@ class Group:
 GROUP_TIERS = ("connected", "temporarily_offline", "disconnected")
 
 
-def grouped(window: Window, by: Any, scope: Any = None) -> dict[Any, Group]:
+def grouped(
+    window: Window, by: Any, scope: Any = None, rollups: Select | None = None
+) -> dict[Any, Group]:
     """Seconds in the window and devices per tier per `by` (a device column, e.g. the site).
 
-    One query, summed in the database: the rollup rows of the window, and each
+    One query, summed in the database: the rollup rows of the window (the device
+    rows, or `rollups` already keyed by `by`, such as `site_hours`), and each
     device's open segment (from its tally to the window's end, in its tally's
     state) whose length the database computes; 2,000 sites come back as 2,000
     rows, never 10,000 devices.
     """
-    both = union_all(_rollup_branch(window, by, scope), _open_branch(window, by, scope)).subquery()
+    rollups = _rollup_branch(window, by, scope) if rollups is None else rollups
+    both = union_all(rollups, _open_branch(window, by, scope)).subquery()
     counts = ("devices", *(f"n_{tier}" for tier in GROUP_TIERS), "off")
     sums = [func.sum(both.c[name]) for name in (*BUCKET_NAMES, *counts)]
     rows = db.session.execute(select(both.c.key, *sums).group_by(both.c.key))
@@ -219,17 +229,34 @@ def _rollup_branch(window: Window, by: Any, scope: Any) -> Select:
     model = AvailabilityHour if window.period == "hour" else AvailabilityDay
     key = model.hour if window.period == "hour" else model.day
     lower, upper = _bounds(window)
-    zero = literal(0)
     query = (
-        select(
-            by.label("key"),
-            *(cast(getattr(model, f"{name}_seconds"), Float).label(name) for name in BUCKET_NAMES),
-            *(zero.label(name) for name in ("devices", *(f"n_{t}" for t in GROUP_TIERS), "off")),
-        )
+        _rollup_columns(by, model)
         .join(Device, Device.id == model.device_id)
         .where(key >= lower, key < upper)
     )
     return query if scope is None else query.where(scope)
+
+
+def site_hours(window: Window, sites: Any = None) -> Select:
+    """The rollup branch of `grouped` by site for an hourly window, from the site hour rows.
+
+    `sites` filters on AvailabilitySiteHour.site (the empty name is no site).
+    """
+    if window.period != "hour":
+        raise ValueError("site rollups are hourly: a 24 h window only")
+    model = AvailabilitySiteHour
+    lower, upper = _bounds(window)
+    query = _rollup_columns(model.site, model).where(model.hour >= lower, model.hour < upper)
+    return query if sites is None else query.where(sites)
+
+
+def _rollup_columns(by: Any, model: type) -> Select:
+    zero = literal(0)
+    return select(
+        by.label("key"),
+        *(cast(getattr(model, f"{name}_seconds"), Float).label(name) for name in BUCKET_NAMES),
+        *(zero.label(name) for name in ("devices", *(f"n_{t}" for t in GROUP_TIERS), "off")),
+    )
 
 
 def _open_branch(window: Window, by: Any, scope: Any) -> Select:

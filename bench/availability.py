@@ -47,6 +47,7 @@ from fleet.services.availability.fold import (
     initial_status,
     segments,
 )
+from fleet.services.availability.rebuild import prune_history
 from fleet.services.availability.tally import (
     SECONDS_COLUMNS,
     Tally,
@@ -307,6 +308,8 @@ def run(url: str, args: argparse.Namespace) -> None:
         else:
             devices = seed_devices(args.devices, args.sites, start)
             events = seed_history(devices, start, now)
+            # A running fleet's prune job keeps the hourly rows to the last two days.
+            prune_history(now)
         db.session.execute(text("ANALYZE"))
         db.session.commit()
         counted = {

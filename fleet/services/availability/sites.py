@@ -142,7 +142,8 @@ def _add_worst(lines: list[SiteLine], scope: Any, now: datetime) -> None:
     candidates: dict[str, list[tuple[float, str, WorstDevice]]] = defaultdict(list)
     # Not streamed: a page's sites are a bounded read, and a server-side cursor
     # forgoes the parallel plan (three times slower here, docs/benchmarks.md).
-    for row in db.session.execute(device_rows(window, scope, with_outages=False)):
+    ids = list(db.session.execute(select(Device.id).where(scope)).scalars())
+    for row in db.session.execute(device_rows(window, with_outages=False, device_ids=ids)):
         availability = seconds_of(row, window).availability
         if availability is not None and availability < 1.0:
             worst = WorstDevice(row.uid, row.status, availability)

@@ -27,7 +27,6 @@ from sqlalchemy import (
     literal,
     or_,
     select,
-    union_all,
 )
 
 from fleet.availability_models import (
@@ -41,6 +40,7 @@ from fleet.errors import InvalidInput
 from fleet.extensions import db
 from fleet.models import Device
 from fleet.services.availability.fold import DAY, HOUR, Period, Seconds, State, period_start
+from fleet.services.queries import among
 from fleet.timeutil import UTCDateTime
 
 WINDOWS = {"24h": 1, "7d": 7, "30d": 30, "90d": 90}
@@ -83,11 +83,14 @@ def date_window(first: date, last: date, now: datetime) -> Window:
     return Window(f"{first}..{last}", start, min(end, max(now, start)), "day")
 
 
-def rollup_sums(window: Window, scope: Any = None) -> Select:
+def rollup_sums(window: Window, scope: Any = None, device_ids: list[int] | None = None) -> Select:
     """Seconds per device in the window's rollup buckets, for the devices in `scope`.
 
     The scope is applied inside the grouping, so a page of 50 sites sums their
-    devices' rows only, not the whole fleet's.
+    devices' rows only, not the whole fleet's. Given `device_ids` (the scope's
+    devices, known already), the rollups are read by their key: a join on the
+    scope lets PostgreSQL guess a few thousand rows and scan every hour row
+    instead (69 ms against 7 ms for a page of sites, docs/benchmarks.md).
     """
     model = AvailabilityHour if window.period == "hour" else AvailabilityDay
     key = model.hour if window.period == "hour" else model.day
@@ -103,6 +106,8 @@ def rollup_sums(window: Window, scope: Any = None) -> Select:
         .where(key >= lower, key < upper)
         .group_by(model.device_id)
     )
+    if device_ids is not None:
+        return query.where(among(model.device_id, device_ids))
     if scope is not None:
         query = query.join(Device, Device.id == model.device_id).where(scope)
     return query
@@ -133,9 +138,15 @@ def outage_counts(window: Window) -> Select:
     )
 
 
-def device_rows(window: Window, scope: Any = None, with_outages: bool = True) -> Select:
-    """One row per device in `scope`: its rollup sums, tally and outage count in the window."""
-    sums = rollup_sums(window, scope).subquery()
+def device_rows(
+    window: Window,
+    scope: Any = None,
+    with_outages: bool = True,
+    device_ids: list[int] | None = None,
+) -> Select:
+    """One row per device in `scope` (or of `device_ids`): its rollup sums, tally and outage
+    count in the window."""
+    sums = rollup_sums(window, scope, device_ids).subquery()
     columns = [
         Device.id,
         Device.uid,
@@ -165,6 +176,8 @@ def device_rows(window: Window, scope: Any = None, with_outages: bool = True) ->
         )
     else:
         query = query.add_columns(literal(0).label("outages"))
+    if device_ids is not None:
+        query = query.where(among(Device.id, device_ids))
     if scope is not None:
         query = query.where(scope)
     return query
@@ -203,23 +216,35 @@ def grouped(
 ) -> dict[Any, Group]:
     """Seconds in the window and devices per tier per `by` (a device column, e.g. the site).
 
-    One query, summed in the database: the rollup rows of the window (the device
-    rows, or `rollups` already keyed by `by`, such as `site_hours`), and each
-    device's open segment (from its tally to the window's end, in its tally's
-    state) whose length the database computes; 2,000 sites come back as 2,000
-    rows, never 10,000 devices.
+    Two grouped queries, summed in the database and merged here: the rollup rows
+    of the window (the device rows, or `rollups` already keyed by `by`, such as
+    `site_hours`), and each device's open segment (from its tally to the window's
+    end, in its tally's state) whose length the database computes; 2,000 sites
+    come back as 2,000 rows each, never 10,000 devices. Apart, each query gets a
+    plan of its own (a union of the two took twice as long, docs/benchmarks.md).
     """
     rollups = _rollup_branch(window, by, scope) if rollups is None else rollups
-    both = union_all(rollups, _open_branch(window, by, scope)).subquery()
-    counts = ("devices", *(f"n_{tier}" for tier in GROUP_TIERS), "off")
-    sums = [func.sum(both.c[name]) for name in (*BUCKET_NAMES, *counts)]
-    rows = db.session.execute(select(both.c.key, *sums).group_by(both.c.key))
-    groups = {}
-    for key, *values in rows:
-        seconds = Seconds(*(float(v or 0) for v in values[:4]))
-        tiers = dict(zip(GROUP_TIERS, (int(v or 0) for v in values[5:8]), strict=True))
-        groups[key] = Group(seconds, int(values[4] or 0), tiers, int(values[8] or 0))
+    # Core rows straight from the connection: nothing here is an ORM entity, and
+    # the session's result machinery cost more than the summing.
+    connection = db.session.connection()
+    groups = {
+        key: Group(Seconds(*(v or 0.0 for v in values)))
+        for key, *values in connection.execute(_summed(rollups)).all()
+    }
+    for key, *values in connection.execute(_summed(_open_branch(window, by, scope))).all():
+        group = groups.setdefault(key, Group())
+        group.seconds.merge(Seconds(*(v or 0.0 for v in values[:4])))
+        group.devices = values[4] or 0
+        group.tiers = dict(zip(GROUP_TIERS, (v or 0 for v in values[5:8]), strict=True))
+        group.expected_off = values[8] or 0
     return groups
+
+
+def _summed(branch: Select) -> Select:
+    rows = branch.subquery()
+    return select(rows.c.key, *(func.sum(c) for c in rows.c if c.name != "key")).group_by(
+        rows.c.key
+    )
 
 
 BUCKET_NAMES = ("connected", "temporarily_offline", "disconnected", "off_hours")
@@ -251,11 +276,9 @@ def site_hours(window: Window, sites: Any = None) -> Select:
 
 
 def _rollup_columns(by: Any, model: type) -> Select:
-    zero = literal(0)
     return select(
         by.label("key"),
         *(cast(getattr(model, f"{name}_seconds"), Float).label(name) for name in BUCKET_NAMES),
-        *(zero.label(name) for name in ("devices", *(f"n_{t}" for t in GROUP_TIERS), "off")),
     )
 
 

@@ -108,18 +108,20 @@ def lock_tallies(changes: dict[int, list[Any]]) -> dict[int, Tally]:
 
 def locked_tallies(ids: list[int]) -> dict[int, Tally]:
     # In id order, so two batches that share devices lock them in the same order.
+    # Core rows: ORM objects for a mass disconnect's 10,000 tallies cost 0.34 s.
+    tally = AvailabilityTally
     query = (
-        select(AvailabilityTally)
-        .where(among(AvailabilityTally.device_id, ids))
-        .order_by(AvailabilityTally.device_id)
+        select(tally.device_id, tally.tallied_to, tally.status, tally.expected_off,
+               tally.outage_since)
+        .where(among(tally.device_id, ids))
+        .order_by(tally.device_id)
         .with_for_update()
-    )
-    rows = db.session.execute(query.execution_options(populate_existing=True)).scalars()
+    )  # fmt: skip
     return {
-        row.device_id: Tally(
-            row.device_id, row.tallied_to, State(row.status, row.expected_off), row.outage_since
-        )
-        for row in rows
+        device_id: Tally(device_id, tallied_to, State(status, expected_off), outage_since)
+        for device_id, tallied_to, status, expected_off, outage_since in db.session.execute(
+            query
+        ).all()
     }
 
 
@@ -184,18 +186,23 @@ def save(writes: Writes) -> None:
 
 
 def _move_tallies(tallies: list[Tally]) -> None:
-    """Move the (locked, existing) tallies on: an upsert, which the driver sends in a few
-    multi-row statements, where an UPDATE per device would be one round trip each."""
+    """Move the (locked, existing) tallies on: one upsert, COPYed on PostgreSQL from 50 rows."""
     if not tallies:
         return
-    table = AvailabilityTally.__table__
-    statement = _dialect().insert(table)
     moved = ("tallied_to", "status", "expected_off", "outage_since")
+    rows = [tally_row(t) for t in tallies]
+    table = AvailabilityTally.__table__
+    if len(rows) >= COPY_AT_LEAST and db.session.get_bind().dialect.name == "postgresql":
+        updates = ", ".join(f"{name} = excluded.{name}" for name in moved)
+        values = [tuple(row.values()) for row in rows]
+        _staged_upsert(table, ("device_id",), tuple(rows[0]), values, updates)
+        return
+    statement = _dialect().insert(table)
     db.session.execute(
         statement.on_conflict_do_update(
             index_elements=["device_id"], set_={name: statement.excluded[name] for name in moved}
         ),
-        [tally_row(t) for t in tallies],
+        rows,
     )
 
 
@@ -327,21 +334,37 @@ COPY_AT_LEAST = 50
 def _copy_seconds(
     table: Any, keys: tuple[str, str], ordered: list[tuple[tuple[Any, Any], Seconds]]
 ) -> None:
-    staging = f"staging_{table.name}"
-    columns = ", ".join((*keys, *SECONDS_COLUMNS))
     added = ", ".join(f"{c} = {table.name}.{c} + excluded.{c}" for c in SECONDS_COLUMNS)
+    rows = [(*key, *seconds.as_dict().values(), seconds.expected_on) for key, seconds in ordered]
+    _staged_upsert(table, keys, (*keys, *SECONDS_COLUMNS), rows, added)
+
+
+def _staged_upsert(
+    table: Any,
+    keys: tuple[str, ...],
+    columns: tuple[str, ...],
+    rows: list[tuple[Any, ...]],
+    updates: str,
+) -> None:
+    """COPY `rows` into a temporary table and upsert `table` from it, in key order.
+
+    psycopg's executemany sends a statement per row; a mass disconnect's 10,000
+    rows take one COPY and one INSERT ... SELECT instead.
+    """
+    staging = f"staging_{table.name}"
+    names = ", ".join(columns)
     cursor = db.session.connection().connection.dbapi_connection.cursor()
     with cursor:
         # Per connection and emptied after use: the statement below reads only this batch.
         cursor.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {table.name}) ON COMMIT DELETE ROWS"
         )
-        with cursor.copy(f"COPY {staging} ({columns}) FROM STDIN") as copy:
-            for key, seconds in ordered:
-                copy.write_row((*key, *seconds.as_dict().values(), seconds.expected_on))
+        with cursor.copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
         cursor.execute(
-            f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {staging} "
-            f"ORDER BY {', '.join(keys)} ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {added}"
+            f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {staging} "
+            f"ORDER BY {', '.join(keys)} ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
         )
         cursor.execute(f"DELETE FROM {staging}")
 

@@ -20,7 +20,7 @@ from fleet.services import enrolment
 from fleet.services.availability import reports
 from fleet.services.availability.fold import (
     FOLDED_KINDS,
-    HOUR,
+    HOURS_BACK,
     State,
     change_of,
     clipped,
@@ -28,7 +28,6 @@ from fleet.services.availability.fold import (
     period_start,
     segments,
 )
-from fleet.services.availability.tally import HOURLY_KEEP
 from fleet.services.events import expected_off_event, record_events, status_event
 from tests.services.availability_support import (
     device_hours_per_site,
@@ -111,8 +110,9 @@ def test_rollups_equal_a_naive_fold_of_the_raw_events(app, start, steps):
     assert rounded(stored_buckets(device.id, "day")) == rounded(
         naive_buckets(device.id, "day", last)
     )
-    # Hours are kept for HOURLY_KEEP before each batch's last change: compare those whole hours.
-    since = period_start(last - HOURLY_KEEP, "hour") + HOUR
+    # Hours are written from each batch's last change's hour and the 23 before it:
+    # every hour a 24 h window read from then on reaches. Compare those hours.
+    since = period_start(last, "hour") - HOURS_BACK
     hours = {k: v for k, v in naive_buckets(device.id, "hour", last).items() if k >= since}
     stored = {k: v for k, v in stored_buckets(device.id, "hour").items() if k >= since}
     assert rounded(stored) == rounded(hours)

@@ -25,6 +25,8 @@ FOLDED_KINDS = STATUS_KINDS | {EXPECTED_OFF_KIND}
 Period = Literal["day", "hour"]
 DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)
+# The 24 h window: the current UTC hour and this much before it (its hour rows).
+HOURS_BACK = 23 * HOUR
 
 
 @dataclass(frozen=True)

@@ -38,12 +38,14 @@ from fleet.models import Device
 from fleet.services.availability.fold import (
     BUCKETS,
     FOLDED_KINDS,
+    HOURS_BACK,
     Change,
     Seconds,
     State,
     bucketed,
     change_of,
     initial_status,
+    period_start,
     segments,
 )
 from fleet.services.queries import among
@@ -149,7 +151,11 @@ def _create(ids: list[int], changes: dict[int, list[Any]]) -> None:
 def advance(tally: Tally, changes: list[Change], writes: Writes) -> None:
     """Fold `changes` from the tally: seconds into `writes`, outages opened and closed."""
     fold = segments(tally.state, tally.tallied_to, changes)
-    hour_floor = (changes[-1].at if changes else tally.tallied_to) - HOURLY_KEEP
+    # Hour rows only where a 24 h window read later can reach: from the last
+    # change's hour and the 23 before it (a stable fleet's first mass disconnect
+    # otherwise writes every device's hours since its last change).
+    last = changes[-1].at if changes else tally.tallied_to
+    hour_floor = period_start(last, "hour") - HOURS_BACK
     for bucket, seconds in bucketed(fold.segments, "day").items():
         writes.days[(tally.device_id, bucket)].merge(seconds)
     for bucket, seconds in bucketed(fold.segments, "hour", since=hour_floor).items():

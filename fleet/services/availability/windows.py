@@ -39,7 +39,14 @@ from fleet.availability_models import (
 from fleet.errors import InvalidInput
 from fleet.extensions import db
 from fleet.models import Device
-from fleet.services.availability.fold import DAY, HOUR, Period, Seconds, State, period_start
+from fleet.services.availability.fold import (
+    DAY,
+    HOURS_BACK,
+    Period,
+    Seconds,
+    State,
+    period_start,
+)
 from fleet.services.queries import among
 from fleet.timeutil import UTCDateTime
 
@@ -66,7 +73,7 @@ def window_of(name: str, now: datetime) -> Window:
             "invalid field(s): window", {"fields": {"window": f"one of {', '.join(WINDOWS)}"}}
         )
     if name == "24h":
-        return Window(name, period_start(now, "hour") - 23 * HOUR, now, "hour")
+        return Window(name, period_start(now, "hour") - HOURS_BACK, now, "hour")
     return Window(name, period_start(now, "day") - (WINDOWS[name] - 1) * DAY, now, "day")
 
 

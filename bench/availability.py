@@ -308,15 +308,10 @@ def run(url: str, args: argparse.Namespace) -> None:
         else:
             devices = seed_devices(args.devices, args.sites, start)
             events = seed_history(devices, start, now)
-            # A running fleet's prune job keeps the hourly rows to the last two days.
+            # As a running fleet's prune job does: hour rows of the last 48 hours only.
             prune_history(now)
         db.session.commit()
         vacuum()
-        import gc
-
-        print("objects tracked after seeding", len(gc.get_objects()), gc.get_count())
-        gc.collect()
-        print("after collect", len(gc.get_objects()))
         counted = {
             table: db.session.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
             for table in ("device_event", "availability_day", "availability_hour", "outage")

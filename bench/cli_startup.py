@@ -55,6 +55,8 @@ def main() -> None:
         # A database of its own, so that the run touches nothing of a real install.
         env = {**os.environ, "DATABASE_URL": f"sqlite:///{scratch}/cli.sqlite3"}
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        # A shell that sets this (some CI images do) recompiles every module on every run.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         samples: dict[str, list[tuple[float, float]]] = {name: [] for name in TARGETS}
         # Run from an empty folder: given no --app, flask would find our wsgi.py.
         for command in TARGETS.values():

@@ -312,8 +312,14 @@ def run(url: str, args: argparse.Namespace) -> None:
         else:
             devices = seed_devices(args.devices, args.sites, start)
             events = seed_history(devices, start, now)
-            # As a running fleet's prune job does: hour rows of the last 48 hours only.
-            prune_history(now)
+            # The history job, as a running fleet runs it hourly: idle tallies moved on to
+            # now (the seeded ones are at each device's last event), hours past 48 pruned.
+            job_started = time.perf_counter()
+            pruned = prune_history(now)
+            print(
+                f"history job after seeding: {pruned.tallies_moved} tallies moved on, "
+                f"{pruned.hours} hour rows pruned, in {time.perf_counter() - job_started:.1f} s"
+            )
         db.session.commit()
         vacuum()
         counted = {

@@ -84,8 +84,11 @@ def test_pruning_deletes_events_and_rollups_past_their_retention(app, make_devic
     report = rebuild.prune_history(now)
     assert report.events == 5  # registered + four changes
     assert db.session.execute(select(func.count()).select_from(DeviceEvent)).scalar_one() == 0
-    assert db.session.execute(select(func.count()).select_from(AvailabilityDay)).scalar_one() == 3
-    assert db.session.execute(select(func.count()).select_from(AvailabilityHour)).scalar_one() == 0
+    # The job moved the idle tally on to now first: a day row each up to today,
+    # and the hour rows of the last 24 hours only.
+    assert db.session.execute(select(func.count()).select_from(AvailabilityDay)).scalar_one() == 96
+    assert db.session.execute(select(func.count()).select_from(AvailabilityHour)).scalar_one() == 24
+    assert report.tallies_moved == 1
     # Rollups outlive the events: the figures of the old days still stand.
     report = reports.availability_report(T0.date(), T0.date(), "device", now)
     assert report.rows[0].seconds.disconnected == 9.5 * 3600

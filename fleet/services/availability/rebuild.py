@@ -36,6 +36,7 @@ from fleet.services.availability.tally import (
     Tally,
     Writes,
     advance,
+    checkpoint,
     insert_ignoring,
     locked_tallies,
     outage_row,
@@ -146,6 +147,7 @@ def _keep_from(writes: Writes, since_at: datetime | None) -> None:
 
 @dataclass
 class PruneReport:
+    tallies_moved: int = 0
     events: int = 0
     days: int = 0
     hours: int = 0
@@ -157,11 +159,13 @@ class PruneReport:
 
 
 def prune_history(now: datetime) -> PruneReport:
-    """Delete raw events, rollups and outages past their retention, in batches (a job)."""
+    """Move idle tallies on, then delete raw events, rollups and outages past their
+    retention, in batches (a job)."""
     config = current_app.config
     events_before = now - timedelta(days=config["EVENT_RETENTION_DAYS"])
     rollups_before = (now - timedelta(days=config["ROLLUP_RETENTION_DAYS"])).date()
     report = PruneReport(
+        tallies_moved=checkpoint(now),
         events=_in_batches(DeviceEvent, DeviceEvent.id, DeviceEvent.created_at < events_before),
         days=_delete(delete(AvailabilityDay).where(AvailabilityDay.day < rollups_before)),
         hours=_delete(delete(AvailabilityHour).where(AvailabilityHour.hour < now - HOURLY_KEEP)),

@@ -148,13 +148,16 @@ def _create(ids: list[int], changes: dict[int, list[Any]]) -> None:
     insert_ignoring(Outage, outages, conflict=["device_id", "started_at"])
 
 
-def advance(tally: Tally, changes: list[Change], writes: Writes) -> None:
-    """Fold `changes` from the tally: seconds into `writes`, outages opened and closed."""
-    fold = segments(tally.state, tally.tallied_to, changes)
+def advance(
+    tally: Tally, changes: list[Change], writes: Writes, end: datetime | None = None
+) -> None:
+    """Fold `changes` from the tally (and on to `end`, if given): seconds into `writes`,
+    outages opened and closed."""
+    fold = segments(tally.state, tally.tallied_to, changes, end)
     # Hour rows only where a 24 h window read later can reach: from the last
     # change's hour and the 23 before it (a stable fleet's first mass disconnect
     # otherwise writes every device's hours since its last change).
-    last = changes[-1].at if changes else tally.tallied_to
+    last = fold.cursor
     hour_floor = period_start(last, "hour") - HOURS_BACK
     for bucket, seconds in bucketed(fold.segments, "day").items():
         writes.days[(tally.device_id, bucket)].merge(seconds)
@@ -162,6 +165,44 @@ def advance(tally: Tally, changes: list[Change], writes: Writes) -> None:
         writes.hours[(tally.device_id, bucket)].merge(seconds)
     _outages(tally, changes, writes)
     writes.tallies.append(Tally(tally.device_id, fold.cursor, fold.state, tally.outage_since))
+
+
+def checkpoint(now: datetime, batch: int = 500) -> int:
+    """Move every tally idle for over CHECKPOINT_AFTER on to `now`, in committed batches.
+
+    A tally moves only when its device's events are folded, so a device stable
+    for days would fold all those days (a day row each, and its 24 hour rows)
+    at its next change: a mass disconnect of a stable fleet would then write
+    half a million rows inside the sweep. Run by the history job, this keeps
+    each tally within about an hour, so the sweep folds an hour or two a device.
+    Under the tallies' locks, taken in id order as every writer takes them.
+    """
+    moved, after = 0, 0
+    while True:
+        ids = list(
+            db.session.execute(
+                select(AvailabilityTally.device_id)
+                .where(AvailabilityTally.device_id > after)
+                .where(AvailabilityTally.tallied_to < now - CHECKPOINT_AFTER)
+                .order_by(AvailabilityTally.device_id)
+                .limit(batch)
+            ).scalars()
+        )
+        if not ids:
+            return moved
+        writes = Writes.empty()
+        for tally in locked_tallies(ids).values():
+            # Read again under the lock: a transaction may have moved it meanwhile.
+            if tally.tallied_to < now - CHECKPOINT_AFTER:
+                advance(tally, [], writes, end=now)
+        save(writes)
+        db.session.commit()
+        moved += len(writes.tallies)
+        after = ids[-1]
+
+
+# The history job runs hourly: a tally is at most about two hours behind.
+CHECKPOINT_AFTER = timedelta(minutes=30)
 
 
 def _outages(tally: Tally, changes: list[Change], writes: Writes) -> None:

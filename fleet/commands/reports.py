@@ -27,11 +27,12 @@ def rebuild_command(since: datetime | None) -> None:
 
 @reports_cli.command("prune")
 def prune_command() -> None:
-    """Delete events, rollups and outages past their retention now (a job does it hourly)."""
+    """Move idle tallies on, and delete events, rollups and outages past their retention,
+    now (a job does it hourly)."""
     report = rebuild.prune_history(utcnow())
     click.echo(
         f"Pruned {report.events} events, {report.days} day and {report.hours} hour rollups, "
-        f"{report.outages} outages."
+        f"{report.outages} outages; moved {report.tallies_moved} idle tallies on."
     )
 
 

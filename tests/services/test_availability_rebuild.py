@@ -108,3 +108,4 @@ def test_the_prune_command_prunes_now(runner, make_device):
     result = runner.invoke(args=["reports", "prune"])
     assert result.exit_code == 0, result.output
     assert result.output.startswith("Pruned 0 events")
+    assert result.output.rstrip().endswith("moved 0 idle tallies on.")

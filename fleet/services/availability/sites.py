@@ -2,8 +2,8 @@
 devices and open incidents; searchable, sortable worst first, paginated for thousands of sites.
 
 The figures come from the rollups as everywhere else. Sorting worst first needs
-every site's 24-hour availability, which is one grouped query over the site
-hour rollups (at most 24 rows a site) plus the devices' open segments; the
+every site's 24-hour availability: the site hour rollups (at most 24 rows a
+site) and the devices' open segments, each grouped by site in the database; the
 30-day figure, worst devices and incidents are read for the page's sites only.
 """
 
@@ -83,7 +83,7 @@ def sites_screen(q: str, sort: str, page: int, now: datetime) -> SitesScreen:
     shown = ordered[(page - 1) * SITES_PER_PAGE : page * SITES_PER_PAGE]
     if shown:
         scope = _sites_scope([line.site for line in shown])
-        month = grouped(window_of("30d", now), SITE, scope)
+        month = grouped(window_of("30d", now), SITE_KEY, scope)
         for line in shown:
             line.month = month[line.site].seconds if line.site in month else Seconds()
         _add_worst(shown, scope, now)
@@ -91,11 +91,7 @@ def sites_screen(q: str, sort: str, page: int, now: datetime) -> SitesScreen:
     return SitesScreen(shown, len(ordered), page, pages, SITES_PER_PAGE, sort, q, now)
 
 
-# A device without a site is listed under the empty name ("no site" on the page).
-SITE = SITE_KEY
-
-
-def _matching(q: str, site: Any = SITE) -> Any:
+def _matching(q: str, site: Any = SITE_KEY) -> Any:
     return site.ilike(f"%{_escape(q)}%", escape="\\") if q else None
 
 
@@ -104,18 +100,18 @@ def _escape(text: str) -> str:
 
 
 def _sites_scope(names: list[str]) -> Any:
-    # On the column itself, not SITE: the site index serves it and the planner's
+    # On the column itself, not SITE_KEY: the site index serves it and the planner's
     # estimate stays right, so it walks the page's devices' rollups by key.
     scope = Device.site.in_([name for name in names if name != NO_SITE])
     return or_(scope, Device.site.is_(None), Device.site == NO_SITE) if NO_SITE in names else scope
 
 
 def _site_lines(q: str, now: datetime) -> dict[str, SiteLine]:
-    """Every matching site with its devices per tier now and its 24-hour seconds: one query."""
+    """Every matching site with its devices per tier now and its 24-hour seconds."""
     lines = {}
     window = window_of("24h", now)
     rollups = site_hours(window, _matching(q, AvailabilitySiteHour.site))
-    for site, group in grouped(window, SITE, _matching(q), rollups).items():
+    for site, group in grouped(window, SITE_KEY, _matching(q), rollups).items():
         if group.devices:
             line = SiteLine(site, group.devices, group.expected_off, group.seconds)
             line.tiers.update(group.tiers)
@@ -140,8 +136,8 @@ def _add_worst(lines: list[SiteLine], scope: Any, now: datetime) -> None:
     """Each site's devices least available over 24 h (those below 100 %), worst first."""
     window = window_of("24h", now)
     candidates: dict[str, list[tuple[float, str, WorstDevice]]] = defaultdict(list)
-    # Not streamed: a page's sites are a bounded read, and a server-side cursor
-    # forgoes the parallel plan (three times slower here, docs/benchmarks.md).
+    # By device id, so the hour rollups are read from their key (docs/benchmarks.md);
+    # not streamed: a page's sites are a bounded read.
     ids = list(db.session.execute(select(Device.id).where(scope)).scalars())
     for row in db.session.execute(device_rows(window, with_outages=False, device_ids=ids)):
         availability = seconds_of(row, window).availability

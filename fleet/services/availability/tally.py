@@ -154,11 +154,10 @@ def advance(
     """Fold `changes` from the tally (and on to `end`, if given): seconds into `writes`,
     outages opened and closed."""
     fold = segments(tally.state, tally.tallied_to, changes, end)
-    # Hour rows only where a 24 h window read later can reach: from the last
-    # change's hour and the 23 before it (a stable fleet's first mass disconnect
-    # otherwise writes every device's hours since its last change).
-    last = fold.cursor
-    hour_floor = period_start(last, "hour") - HOURS_BACK
+    # Hour rows only where a 24 h window read later can reach: from the hour the
+    # fold ends in and the 23 before it (a device stable for days would otherwise
+    # write every hour since its last change).
+    hour_floor = period_start(fold.cursor, "hour") - HOURS_BACK
     for bucket, seconds in bucketed(fold.segments, "day").items():
         writes.days[(tally.device_id, bucket)].merge(seconds)
     for bucket, seconds in bucketed(fold.segments, "hour", since=hour_floor).items():
@@ -308,7 +307,8 @@ def shift_site_hours(
     The caller holds the devices' tally locks.
     """
     hour = AvailabilityHour
-    key = SITE_KEY if site is None else literal(site)
+    # A constant site is not grouped by: PostgreSQL refuses a literal in GROUP BY.
+    key, grouping = (SITE_KEY, [SITE_KEY]) if site is None else (literal(site), [])
     query = (
         select(
             key.label("site"),
@@ -316,8 +316,8 @@ def shift_site_hours(
             *(func.sum(getattr(hour, column)) * sign for column in SECONDS_COLUMNS),
         )
         .join(Device, Device.id == hour.device_id)
-        .group_by(*([SITE_KEY] if site is None else []), hour.hour)
-        .order_by(*([SITE_KEY] if site is None else []), hour.hour)
+        .group_by(*grouping, hour.hour)
+        .order_by(*grouping, hour.hour)
     )
     if device_ids is not None:
         query = query.where(among(hour.device_id, device_ids))

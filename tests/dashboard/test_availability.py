@@ -77,6 +77,16 @@ def test_the_sites_page_pages_through_many_sites(client, login, make_device):
     assert "Page 1 of 2" in first
     second = text(client.get("/sites?sort=name&page=2"))
     assert site_names(second) == [f"site{n}" for n in range(50, 55)]
+    past_the_end = text(client.get("/sites?sort=name&page=9"))
+    assert "Page 2 of 2" in past_the_end
+    assert site_names(past_the_end) == site_names(second)
+
+
+def test_the_sites_page_sorts_by_devices_then_name(client, login, fleet, make_device):
+    login("viewer")
+    make_device("south-2", site="south")
+    make_device("south-3", site="south")
+    assert site_names(text(client.get("/sites?sort=devices"))) == ["south", "north"]
 
 
 def test_the_sites_page_needs_a_login(client):

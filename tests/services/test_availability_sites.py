@@ -82,9 +82,14 @@ def test_leaving_a_site_for_none_files_the_hours_under_no_site(make_device):
 
 
 def _sites_day(now: datetime) -> dict[str, dict[str, float]]:
+    """Every site's 24-hour seconds as the Sites page shows them, over all its pages."""
+    screen = sites.sites_screen("", "name", 1, now)
+    lines = list(screen.sites)
+    for page in range(2, screen.pages + 1):
+        lines += sites.sites_screen("", "name", page, now).sites
     return {
-        site: {name: round(value, 3) for name, value in line.day.as_dict().items()}
-        for site, line in sites._site_lines("", now).items()
+        line.site: {name: round(value, 3) for name, value in line.day.as_dict().items()}
+        for line in lines
     }
 
 

@@ -3,8 +3,9 @@ devices and open incidents; searchable, sortable worst first, paginated for thou
 
 The figures come from the rollups as everywhere else. Sorting worst first needs
 every site's 24-hour availability: the site hour rollups (at most 24 rows a
-site) and the devices' open segments, each grouped by site in the database; the
-30-day figure, worst devices and incidents are read for the page's sites only.
+site) and the devices' open segments, each grouped by site, joined, sorted and
+cut to the page in the database, so Python sees 50 sites, not 2,000. The 30-day
+figure, worst devices and incidents are read for the page's sites only.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import case, func, or_, select
 
 from fleet.alert_models import Incident
 from fleet.availability_models import AvailabilitySiteHour
@@ -25,7 +26,9 @@ from fleet.services.availability.fold import Seconds
 from fleet.services.availability.tally import NO_SITE, SITE_KEY
 from fleet.services.availability.windows import (
     device_rows,
+    group_of,
     grouped,
+    grouped_rows,
     seconds_of,
     site_hours,
     window_of,
@@ -72,15 +75,16 @@ class SitesScreen:
 def sites_screen(q: str, sort: str, page: int, now: datetime) -> SitesScreen:
     """One page of sites matching `q`, sorted (worst first by default), with their figures.
 
-    1. Every matching site's devices per tier and its 24-hour seconds: grouped queries.
-    2. Sort and cut the page.
-    3. For the page's sites only: the 30-day seconds, the worst devices, the incidents.
+    1. Every matching site's devices per tier and 24-hour seconds, sorted and cut to
+       the page: one statement, summed, sorted and counted in the database.
+    2. For the page's sites only: the 30-day seconds, the worst devices, the incidents.
     """
-    lines = _site_lines(q, now)
-    ordered = sorted(lines.values(), key=_sort_key(sort))
-    pages = max(1, math.ceil(len(ordered) / SITES_PER_PAGE))
-    page = min(max(1, page), pages)
-    shown = ordered[(page - 1) * SITES_PER_PAGE : page * SITES_PER_PAGE]
+    shown, total = _site_page(q, sort, page, now)
+    pages = max(1, math.ceil(total / SITES_PER_PAGE))
+    if page > pages:
+        # Past the end (a bookmark from a longer list): the last page instead.
+        page = pages
+        shown, total = _site_page(q, sort, page, now)
     if shown:
         scope = _sites_scope([line.site for line in shown])
         month = grouped(window_of("30d", now), SITE_KEY, scope)
@@ -88,7 +92,7 @@ def sites_screen(q: str, sort: str, page: int, now: datetime) -> SitesScreen:
             line.month = month[line.site].seconds if line.site in month else Seconds()
         _add_worst(shown, scope, now)
         _add_incidents(shown)
-    return SitesScreen(shown, len(ordered), page, pages, SITES_PER_PAGE, sort, q, now)
+    return SitesScreen(shown, total, page, pages, SITES_PER_PAGE, sort, q, now)
 
 
 def _matching(q: str, site: Any = SITE_KEY) -> Any:
@@ -106,30 +110,51 @@ def _sites_scope(names: list[str]) -> Any:
     return or_(scope, Device.site.is_(None), Device.site == NO_SITE) if NO_SITE in names else scope
 
 
-def _site_lines(q: str, now: datetime) -> dict[str, SiteLine]:
-    """Every matching site with its devices per tier now and its 24-hour seconds."""
-    lines = {}
+def _site_page(q: str, sort: str, page: int, now: datetime) -> tuple[list[SiteLine], int]:
+    """The page's sites with their devices per tier now and 24-hour seconds, and how many
+    sites match in all."""
     window = window_of("24h", now)
     rollups = site_hours(window, _matching(q, AvailabilitySiteHour.site))
-    for site, group in grouped(window, SITE_KEY, _matching(q), rollups).items():
-        if group.devices:
-            line = SiteLine(site, group.devices, group.expected_off, group.seconds)
-            line.tiers.update(group.tiers)
-            lines[site] = line
-    return lines
-
-
-def _sort_key(sort: str) -> Any:
-    if sort == "name":
-        return lambda line: (line.site == NO_SITE, line.site.lower())
-    if sort == "devices":
-        return lambda line: (-line.devices, line.site.lower())
-    # Worst first: lowest availability over 24 h, then most disconnected now.
-    return lambda line: (
-        2.0 if line.day.availability is None else line.day.availability,
-        -line.tiers.get("disconnected", 0),
-        line.site.lower(),
+    sites = grouped_rows(window, SITE_KEY, _matching(q), rollups).subquery("sites")
+    query = (
+        select(sites, func.count().over().label("total"))
+        .order_by(*_order(sort, sites.c))
+        .limit(SITES_PER_PAGE)
+        .offset((max(1, page) - 1) * SITES_PER_PAGE)
     )
+    rows = db.session.connection().execute(query).all()
+    lines = [_site_line(row) for row in rows]
+    if rows:
+        return lines, rows[0].total
+    return lines, 0 if page <= 1 else _count(q, now)
+
+
+def _site_line(row: Any) -> SiteLine:
+    group = group_of(row)
+    line = SiteLine(row.key, group.devices, group.expected_off, group.seconds)
+    line.tiers.update(group.tiers)
+    return line
+
+
+def _count(q: str, now: datetime) -> int:
+    """How many sites match (asked only when the page asked for is past the end)."""
+    opened = grouped_rows(window_of("24h", now), SITE_KEY, _matching(q)).subquery()
+    return db.session.execute(select(func.count()).select_from(opened)).scalar_one()
+
+
+def _order(sort: str, site: Any) -> list[Any]:
+    name = func.lower(site.key)
+    if sort == "name":
+        return [case((site.key == NO_SITE, 1), else_=0), name, site.key]
+    if sort == "devices":
+        return [site.devices.desc(), name, site.key]
+    # Worst first: lowest availability over 24 h (never expected on last), then most
+    # disconnected now. The same figure as Seconds.availability, in the database.
+    expected = site.connected + site.temporarily_offline + site.disconnected
+    availability = case(
+        (expected <= 0, 2.0), (site.connected >= expected, 1.0), else_=site.connected / expected
+    )
+    return [availability, site.n_disconnected.desc(), name, site.key]
 
 
 def _add_worst(lines: list[SiteLine], scope: Any, now: datetime) -> None:

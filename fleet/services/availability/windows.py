@@ -221,37 +221,53 @@ GROUP_TIERS = ("connected", "temporarily_offline", "disconnected")
 def grouped(
     window: Window, by: Any, scope: Any = None, rollups: Select | None = None
 ) -> dict[Any, Group]:
-    """Seconds in the window and devices per tier per `by` (a device column, e.g. the site).
+    """Seconds in the window and devices per tier per `by` (a device column, e.g. the site),
+    for every group that has devices now (`grouped_rows`, read into Groups)."""
+    return {
+        row.key: group_of(row)
+        for row in db.session.connection().execute(grouped_rows(window, by, scope, rollups))
+    }
 
-    Two grouped queries, summed in the database and merged here: the rollup rows
+
+def group_of(row: Any) -> Group:
+    """A `grouped_rows` row as a Group."""
+    seconds = Seconds(*(row._mapping[name] for name in BUCKET_NAMES))
+    tiers = {tier: row._mapping[f"n_{tier}"] for tier in GROUP_TIERS}
+    return Group(seconds, row.devices, tiers, row.off)
+
+
+def grouped_rows(
+    window: Window, by: Any, scope: Any = None, rollups: Select | None = None
+) -> Select:
+    """One row per `by` with devices now: its seconds in each bucket, its devices, per tier
+    and expected off (columns `key`, BUCKET_NAMES, `devices`, `n_<tier>`, `off`).
+
+    Two grouped subqueries joined in the database: each device's open segment
+    (from its tally to the window's end, in its tally's state), and the rollup rows
     of the window (the device rows, or `rollups` already keyed by `by`, such as
-    `site_hours`), and each device's open segment (from its tally to the window's
-    end, in its tally's state) whose length the database computes; 2,000 sites
-    come back as 2,000 rows each, never 10,000 devices. Apart, each query gets a
-    plan of its own (a union of the two took twice as long, docs/benchmarks.md).
+    `site_hours`); 2,000 sites are 2,000 rows each side, never 10,000 devices. Each
+    is summed on its own, so each gets a plan of its own (a union of the rows before
+    summing took twice as long, docs/benchmarks.md).
     """
     rollups = _rollup_branch(window, by, scope) if rollups is None else rollups
-    # Core rows straight from the connection: nothing here is an ORM entity, and
-    # the session's result machinery cost more than the summing.
-    connection = db.session.connection()
-    groups = {
-        key: Group(Seconds(*(v or 0.0 for v in values)))
-        for key, *values in connection.execute(_summed(rollups)).all()
-    }
-    for key, *values in connection.execute(_summed(_open_branch(window, by, scope))).all():
-        group = groups.setdefault(key, Group())
-        group.seconds.merge(Seconds(*(v or 0.0 for v in values[:4])))
-        group.devices = values[4] or 0
-        group.tiers = dict(zip(GROUP_TIERS, (v or 0 for v in values[5:8]), strict=True))
-        group.expected_off = values[8] or 0
-    return groups
+    summed = _summed(rollups).subquery("rollups")
+    opened = _summed(_open_branch(window, by, scope)).subquery("opened")
+    return select(
+        opened.c.key,
+        *(
+            (opened.c[name] + func.coalesce(summed.c[name], 0.0)).label(name)
+            for name in BUCKET_NAMES
+        ),
+        *(opened.c[name] for name in ("devices", *(f"n_{t}" for t in GROUP_TIERS), "off")),
+    ).outerjoin(summed, summed.c.key == opened.c.key)
 
 
 def _summed(branch: Select) -> Select:
     rows = branch.subquery()
-    return select(rows.c.key, *(func.sum(c) for c in rows.c if c.name != "key")).group_by(
-        rows.c.key
-    )
+    return select(
+        rows.c.key,
+        *(func.coalesce(func.sum(c), 0).label(c.name) for c in rows.c if c.name != "key"),
+    ).group_by(rows.c.key)
 
 
 BUCKET_NAMES = ("connected", "temporarily_offline", "disconnected", "off_hours")

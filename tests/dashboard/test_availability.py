@@ -47,6 +47,9 @@ def test_the_sites_page_lists_sites_worst_first_with_their_figures(client, login
     # north: 7 h connected of 8 h expected on over 24 h.
     assert "87.50 %" in html
     assert "100 %" in html
+    # The fleet is four hours old, so the 30-day figures are the 24-hour ones.
+    month = re.findall(r'data-label="30 d"[^>]*>([^<]+)<', html)
+    assert month == ["87.50 %", "100 %", "100 %"]
     assert 'north-1</a> <span class="muted">75.00 %' in html
     assert "no site" in html
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -25,9 +26,9 @@ from fleet.models import Device
 from fleet.services.availability.fold import Seconds
 from fleet.services.availability.tally import NO_SITE, SITE_KEY
 from fleet.services.availability.windows import (
+    Window,
     device_rows,
     group_of,
-    grouped,
     grouped_rows,
     seconds_of,
     site_hours,
@@ -77,7 +78,7 @@ def sites_screen(q: str, sort: str, page: int, now: datetime) -> SitesScreen:
 
     1. Every matching site's devices per tier and 24-hour seconds, sorted and cut to
        the page: one statement, summed, sorted and counted in the database.
-    2. For the page's sites only: the 30-day seconds, the worst devices, the incidents.
+    2. For the page's devices only: the 30-day seconds, the worst devices, the incidents.
     """
     shown, total = _site_page(q, sort, page, now)
     pages = max(1, math.ceil(total / SITES_PER_PAGE))
@@ -86,11 +87,9 @@ def sites_screen(q: str, sort: str, page: int, now: datetime) -> SitesScreen:
         page = pages
         shown, total = _site_page(q, sort, page, now)
     if shown:
-        scope = _sites_scope([line.site for line in shown])
-        month = grouped(window_of("30d", now), SITE_KEY, scope)
-        for line in shown:
-            line.month = month[line.site].seconds if line.site in month else Seconds()
-        _add_worst(shown, scope, now)
+        ids = list(db.session.execute(select(Device.id).where(_sites_scope(shown))).scalars())
+        _add_month(shown, ids, now)
+        _add_worst(shown, ids, now)
         _add_incidents(shown)
     return SitesScreen(shown, total, page, pages, SITES_PER_PAGE, sort, q, now)
 
@@ -103,9 +102,9 @@ def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _sites_scope(names: list[str]) -> Any:
-    # On the column itself, not SITE_KEY: the site index serves it and the planner's
-    # estimate stays right, so it walks the page's devices' rollups by key.
+def _sites_scope(lines: list[SiteLine]) -> Any:
+    # On the column itself, not SITE_KEY: the site index serves it.
+    names = [line.site for line in lines]
     scope = Device.site.in_([name for name in names if name != NO_SITE])
     return or_(scope, Device.site.is_(None), Device.site == NO_SITE) if NO_SITE in names else scope
 
@@ -115,7 +114,7 @@ def _site_page(q: str, sort: str, page: int, now: datetime) -> tuple[list[SiteLi
     sites match in all."""
     window = window_of("24h", now)
     rollups = site_hours(window, _matching(q, AvailabilitySiteHour.site))
-    sites = grouped_rows(window, SITE_KEY, _matching(q), rollups).subquery("sites")
+    sites = grouped_rows(window, SITE_KEY, rollups, _matching(q)).subquery("sites")
     query = (
         select(sites, func.count().over().label("total"))
         .order_by(*_order(sort, sites.c))
@@ -126,7 +125,7 @@ def _site_page(q: str, sort: str, page: int, now: datetime) -> tuple[list[SiteLi
     lines = [_site_line(row) for row in rows]
     if rows:
         return lines, rows[0].total
-    return lines, 0 if page <= 1 else _count(q, now)
+    return lines, 0 if page <= 1 else _count(q)
 
 
 def _site_line(row: Any) -> SiteLine:
@@ -136,10 +135,11 @@ def _site_line(row: Any) -> SiteLine:
     return line
 
 
-def _count(q: str, now: datetime) -> int:
+def _count(q: str) -> int:
     """How many sites match (asked only when the page asked for is past the end)."""
-    opened = grouped_rows(window_of("24h", now), SITE_KEY, _matching(q)).subquery()
-    return db.session.execute(select(func.count()).select_from(opened)).scalar_one()
+    counted = select(func.count(SITE_KEY.distinct()))
+    match = _matching(q)
+    return db.session.execute(counted if match is None else counted.where(match)).scalar_one()
 
 
 def _order(sort: str, site: Any) -> list[Any]:
@@ -157,15 +157,31 @@ def _order(sort: str, site: Any) -> list[Any]:
     return [availability, site.n_disconnected.desc(), name, site.key]
 
 
-def _add_worst(lines: list[SiteLine], scope: Any, now: datetime) -> None:
-    """Each site's devices least available over 24 h (those below 100 %), worst first."""
-    window = window_of("24h", now)
-    candidates: dict[str, list[tuple[float, str, WorstDevice]]] = defaultdict(list)
-    # By device id, so the hour rollups are read from their key (docs/benchmarks.md);
-    # not streamed: a page's sites are a bounded read.
-    ids = list(db.session.execute(select(Device.id).where(scope)).scalars())
+def _page_devices(window: Window, ids: list[int]) -> Iterator[tuple[Any, Seconds]]:
+    """Each of the page's devices with its seconds in the window.
+
+    By device id, so the rollups are read from their key: given the sites
+    instead, PostgreSQL guesses thousands of rows and scans every rollup row
+    of the window (docs/benchmarks.md). Not streamed: a page's sites are a bounded read.
+    """
     for row in db.session.execute(device_rows(window, with_outages=False, device_ids=ids)):
-        availability = seconds_of(row, window).availability
+        yield row, seconds_of(row, window)
+
+
+def _add_month(lines: list[SiteLine], ids: list[int], now: datetime) -> None:
+    """Each site's 30-day seconds: its devices' summed."""
+    month: dict[str, Seconds] = defaultdict(Seconds)
+    for row, seconds in _page_devices(window_of("30d", now), ids):
+        month[row.site or NO_SITE].merge(seconds)
+    for line in lines:
+        line.month = month[line.site]
+
+
+def _add_worst(lines: list[SiteLine], ids: list[int], now: datetime) -> None:
+    """Each site's devices least available over 24 h (those below 100 %), worst first."""
+    candidates: dict[str, list[tuple[float, str, WorstDevice]]] = defaultdict(list)
+    for row, seconds in _page_devices(window_of("24h", now), ids):
+        availability = seconds.availability
         if availability is not None and availability < 1.0:
             worst = WorstDevice(row.uid, row.status, availability)
             candidates[row.site or NO_SITE].append((availability, row.uid, worst))

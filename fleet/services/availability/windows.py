@@ -218,17 +218,6 @@ class Group:
 GROUP_TIERS = ("connected", "temporarily_offline", "disconnected")
 
 
-def grouped(
-    window: Window, by: Any, scope: Any = None, rollups: Select | None = None
-) -> dict[Any, Group]:
-    """Seconds in the window and devices per tier per `by` (a device column, e.g. the site),
-    for every group that has devices now (`grouped_rows`, read into Groups)."""
-    return {
-        row.key: group_of(row)
-        for row in db.session.connection().execute(grouped_rows(window, by, scope, rollups))
-    }
-
-
 def group_of(row: Any) -> Group:
     """A `grouped_rows` row as a Group."""
     seconds = Seconds(*(row._mapping[name] for name in BUCKET_NAMES))
@@ -236,20 +225,17 @@ def group_of(row: Any) -> Group:
     return Group(seconds, row.devices, tiers, row.off)
 
 
-def grouped_rows(
-    window: Window, by: Any, scope: Any = None, rollups: Select | None = None
-) -> Select:
+def grouped_rows(window: Window, by: Any, rollups: Select, scope: Any = None) -> Select:
     """One row per `by` with devices now: its seconds in each bucket, its devices, per tier
     and expected off (columns `key`, BUCKET_NAMES, `devices`, `n_<tier>`, `off`).
 
     Two grouped subqueries joined in the database: each device's open segment
-    (from its tally to the window's end, in its tally's state), and the rollup rows
-    of the window (the device rows, or `rollups` already keyed by `by`, such as
-    `site_hours`); 2,000 sites are 2,000 rows each side, never 10,000 devices. Each
-    is summed on its own, so each gets a plan of its own (a union of the rows before
-    summing took twice as long, docs/benchmarks.md).
+    (from its tally to the window's end, in its tally's state), and the window's
+    rollup rows already keyed by `by` (`site_hours`); 2,000 sites are 2,000 rows
+    each side, never 10,000 devices. Each is summed on its own, so each gets a plan
+    of its own (a union of the rows before summing took twice as long,
+    docs/benchmarks.md).
     """
-    rollups = _rollup_branch(window, by, scope) if rollups is None else rollups
     summed = _summed(rollups).subquery("rollups")
     opened = _summed(_open_branch(window, by, scope)).subquery("opened")
     return select(
@@ -273,20 +259,8 @@ def _summed(branch: Select) -> Select:
 BUCKET_NAMES = ("connected", "temporarily_offline", "disconnected", "off_hours")
 
 
-def _rollup_branch(window: Window, by: Any, scope: Any) -> Select:
-    model = AvailabilityHour if window.period == "hour" else AvailabilityDay
-    key = model.hour if window.period == "hour" else model.day
-    lower, upper = _bounds(window)
-    query = (
-        _rollup_columns(by, model)
-        .join(Device, Device.id == model.device_id)
-        .where(key >= lower, key < upper)
-    )
-    return query if scope is None else query.where(scope)
-
-
 def site_hours(window: Window, sites: Any = None) -> Select:
-    """The rollup branch of `grouped` by site for an hourly window, from the site hour rows.
+    """The rollups of `grouped_rows` by site for an hourly window, from the site hour rows.
 
     `sites` filters on AvailabilitySiteHour.site (the empty name is no site).
     """

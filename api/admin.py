@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 from flask import current_app, jsonify, request
 from pydantic import BaseModel, ValidationError
 
-from api import bp
 from api.admin_schemas import (
     BulkActionOut,
     BulkCommandRequest,
@@ -112,7 +111,6 @@ def identity() -> ServiceIdentity:
 # --- ping coordination ----------------------------------------------------------
 
 
-@bp.get("/admin/external/devices-needing-ping")
 @describe(
     "Devices with a stale heartbeat and no recent ping, with their last known address",
     query=NeedingPingQuery,
@@ -154,7 +152,6 @@ def _outcome_out(outcome: pings.PingOutcome) -> PingOutcomeOut:
     )
 
 
-@bp.post("/admin/external/ping")
 @describe(
     "Report one ping result; answers whether it was applied and why",
     request=PingRequest,
@@ -169,7 +166,6 @@ def ping():
     return jsonify(_outcome_out(outcome).model_dump(mode="json"))
 
 
-@bp.post("/admin/external/ping-batch")
 @describe(
     "Report up to 500 ping results, answered item by item; a bad item is answered in place",
     request=PingBatchRequest,
@@ -228,7 +224,6 @@ def _error_item(index: int, uid: str | None, **error: Any) -> PingBatchItem:
 # --- integrations -------------------------------------------------------------
 
 
-@bp.get("/admin/devices")
 @describe(
     "Devices matching the dashboard's filters, paginated, with the total",
     query=DeviceListQuery,
@@ -251,7 +246,6 @@ def list_devices():
     return jsonify(body.model_dump(mode="json"))
 
 
-@bp.get("/admin/devices/<uid>")
 @describe(
     "One device: status and why, last heartbeat, telemetry, ping diagnosis, reconnect, flapping",
     response=DeviceOut,
@@ -267,7 +261,6 @@ def get_device(uid: str):
     return jsonify(body.model_dump(mode="json"))
 
 
-@bp.post("/admin/devices/<uid>/reconnect")
 @describe(
     "Ask a device to reconnect on its next heartbeat (the dashboard's Reconnect button)",
     request=ReconnectRequest,
@@ -285,7 +278,6 @@ def reconnect(uid: str):
     return jsonify(response.model_dump(mode="json")), 202
 
 
-@bp.post("/admin/devices/<uid>/commands")
 @describe(
     "Ask a device for a command on its next heartbeat; replaces a pending one of the kind",
     request=CommandRequest,
@@ -304,7 +296,6 @@ def request_command(uid: str):
     return jsonify(response.model_dump(mode="json")), 201
 
 
-@bp.get("/admin/devices/<uid>/commands")
 @describe(
     "A device's commands, newest first, with their state and the device's result",
     response=CommandListResponse,
@@ -317,7 +308,6 @@ def list_commands(uid: str):
     return jsonify(CommandListResponse(items=items).model_dump(mode="json"))
 
 
-@bp.post("/admin/commands")
 @describe(
     "Send a command to every device a filter matches, delays spread over a window, a chunk at "
     "a time; poll GET /api/admin/commands/{action_id} for its progress",
@@ -337,7 +327,6 @@ def bulk_command():
     return jsonify(bulk_action_out(action).model_dump(mode="json")), 202
 
 
-@bp.get("/admin/commands/<int:action_id>")
 @describe(
     "How far a bulk command (or bulk reconnect) is",
     response=BulkActionOut,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import jsonify
 
-from api import bp
 from api.admin import SERVICE_ERRORS, identity, parse_query, require_service
 from api.alert_schemas import (
     AcknowledgeRequest,
@@ -23,7 +22,6 @@ from fleet.services.alerts import channels, incidents
 from fleet.timeutil import utcnow
 
 
-@bp.get("/admin/incidents")
 @describe(
     "Incidents, open ones first, with their devices and each notification's delivery state",
     query=IncidentListQuery,
@@ -40,7 +38,6 @@ def list_incidents():
     return jsonify(body.model_dump(mode="json"))
 
 
-@bp.post("/admin/incidents/<int:incident_id>/acknowledge")
 @describe(
     "Acknowledge an open incident, with an optional note: its reminders stop",
     request=AcknowledgeRequest,
@@ -55,7 +52,6 @@ def acknowledge_incident(incident_id: int):
     return jsonify(incident_out(view, channels.channel_names()).model_dump(mode="json"))
 
 
-@bp.get("/admin/channels")
 @describe(
     "Notification channels, their URLs masked, with their delivery health",
     response=ChannelListResponse,
@@ -68,7 +64,6 @@ def list_channels():
     return jsonify(body.model_dump(mode="json"))
 
 
-@bp.post("/admin/channels")
 @describe(
     "Add a channel: an Apprise URL or a webhook (webhook:// or webhooks://)",
     request=ChannelRequest,
@@ -86,7 +81,6 @@ def add_channel():
     return jsonify(created.model_dump(mode="json")), 201
 
 
-@bp.delete("/admin/channels/<name>")
 @describe(
     "Remove a channel, its place in every rule, and its unsent notifications",
     status=204,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import jsonify
 
-from api import bp
 from api.admin import SERVICE_ERRORS, identity, require_service
 from api.body import parse_body
 from api.hours_schemas import (
@@ -29,7 +28,6 @@ def _site_schedule(site: str) -> ScheduleOut:
     return schedule_out(view, hours.get_site_hours(site), site=site)
 
 
-@bp.get("/admin/sites/<site>/schedule")
 @describe(
     "A site's operating hours, whether it is open now and its next opening or closing",
     response=ScheduleOut,
@@ -41,7 +39,6 @@ def get_site_schedule(site: str):
     return jsonify(_site_schedule(site).model_dump(mode="json"))
 
 
-@bp.put("/admin/sites/<site>/schedule")
 @describe(
     "Set a site's operating hours (time zone, weekly spans, holidays, closures)",
     request=ScheduleRequest,
@@ -56,7 +53,6 @@ def put_site_schedule(site: str):
     return jsonify(_site_schedule(site).model_dump(mode="json"))
 
 
-@bp.delete("/admin/sites/<site>/schedule")
 @describe(
     "Remove a site's operating hours: always open again",
     status=204,
@@ -69,7 +65,6 @@ def delete_site_schedule(site: str):
     return "", 204
 
 
-@bp.put("/admin/devices/<uid>/schedule")
 @describe(
     "Give one device operating hours of its own, overriding its site's",
     request=ScheduleRequest,
@@ -85,7 +80,6 @@ def put_device_schedule(uid: str):
     return jsonify(schedule_out(view, row, uid=uid).model_dump(mode="json"))
 
 
-@bp.get("/admin/maintenance")
 @describe(
     "Maintenance windows: those not over yet first, then the latest finished",
     response=WindowListResponse,
@@ -99,7 +93,6 @@ def list_maintenance():
     return jsonify(WindowListResponse(items=items).model_dump(mode="json"))
 
 
-@bp.post("/admin/maintenance")
 @describe(
     "Create a maintenance window for a site, devices or a saved fleet filter",
     request=WindowRequest,
@@ -117,7 +110,6 @@ def create_maintenance():
     return jsonify(window_out(window, hours.window_state(window, now)).model_dump(mode="json")), 201
 
 
-@bp.post("/admin/maintenance/<int:window_id>/end")
 @describe(
     "End a maintenance window early (or cancel one not begun)",
     response=WindowOut,

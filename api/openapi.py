@@ -18,12 +18,12 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 from werkzeug.routing import Rule
 
-from api import bp
 from api.docs_page import operations_for_page
 from api.errors import HTTP_CODES
 from api.schemas import ErrorResponse
 from api.spec import Operation, operation_of
 from device_api import device_app_of
+from fleet.lazy_views import resolved
 
 API_VERSION = "0.1.0"
 REF = "#/components/schemas/{model}"
@@ -76,7 +76,7 @@ def described_routes(app: Flask) -> Iterator[Route]:
     apps = (app, device_app_of(app))
     rules = [(rule, each) for each in apps for rule in each.url_map.iter_rules()]
     for rule, owner in sorted(rules, key=lambda pair: (pair[0].rule, pair[0].endpoint)):
-        operation = operation_of(owner.view_functions[rule.endpoint])
+        operation = operation_of(resolved(owner.view_functions[rule.endpoint]))
         if operation is None:
             continue
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
@@ -254,12 +254,10 @@ def openapi_document() -> dict[str, Any]:
     return cache[_CACHE_KEY]
 
 
-@bp.get("/openapi.json")
 def openapi_json():
     return jsonify(openapi_document())
 
 
-@bp.get("/docs")
 def docs_page():
     """The document as a readable page, rendered here: no script, no CDN."""
     document = openapi_document()

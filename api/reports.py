@@ -6,7 +6,6 @@ from collections.abc import Iterator
 
 from flask import Response, jsonify, stream_with_context
 
-from api import bp
 from api.admin import SERVICE_ERRORS, parse_query, require_service
 from api.report_schemas import (
     CSV_COLUMNS,
@@ -34,7 +33,6 @@ def csv_response(lines: Iterator[str], filename: str) -> Response:
     )
 
 
-@bp.get("/admin/devices/<uid>/availability")
 @describe(
     "A device's availability over 24 h, 7, 30 or 90 days: seconds per tier and expected on",
     query=AvailabilityQuery,
@@ -49,7 +47,6 @@ def device_availability(uid: str):
     return jsonify(availability_out(uid, window, seconds).model_dump(mode="json"))
 
 
-@bp.get("/admin/reports/availability")
 @describe(
     "Availability per device, site or for the fleet over whole UTC days; CSV with format=csv",
     query=ReportQuery,
@@ -75,7 +72,6 @@ def availability_report():
     return jsonify(body.model_dump(mode="json"))
 
 
-@bp.get("/admin/reports/outages")
 @describe(
     "Outages (expected on and not connected) overlapping whole UTC days; CSV with format=csv",
     query=OutageQuery,

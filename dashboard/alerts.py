@@ -5,14 +5,12 @@ from __future__ import annotations
 from flask import flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from dashboard import bp
 from dashboard.auth import requires_role
 from fleet.errors import FleetError
 from fleet.services.alerts import channels, incidents, screens, service
 from fleet.timeutil import utcnow
 
 
-@bp.app_template_global("device_incident")
 def device_incident(device_id: int):
     """The firing incident naming this device, if any; read once per request for every row."""
     if "pulseboard_device_incidents" not in g:
@@ -20,12 +18,10 @@ def device_incident(device_id: int):
     return g.pulseboard_device_incidents.get(device_id)
 
 
-@bp.get("/alerts")
 def alerts():
     return render_template("dashboard/alerts.html", screen=screens.alerts_screen())
 
 
-@bp.post("/alerts/incidents/<int:incident_id>/acknowledge")
 @requires_role("operator")
 def acknowledge(incident_id: int):
     view = incidents.acknowledge_view(
@@ -36,13 +32,11 @@ def acknowledge(incident_id: int):
     )
 
 
-@bp.get("/alerts/channels")
 @requires_role("admin")
 def alert_channels():
     return render_template("dashboard/channels.html", channels=channels.list_channels())
 
 
-@bp.post("/alerts/channels")
 @requires_role("admin")
 def add_channel():
     try:
@@ -59,7 +53,6 @@ def add_channel():
     return redirect(url_for("dashboard.alert_channels"))
 
 
-@bp.post("/alerts/channels/<name>/remove")
 @requires_role("admin")
 def remove_channel(name: str):
     channels.remove_channel(name, current_user.email, utcnow())
@@ -68,7 +61,6 @@ def remove_channel(name: str):
     return "", 204, {"HX-Redirect": url_for("dashboard.alert_channels")}
 
 
-@bp.post("/alerts/channels/<name>/test")
 @requires_role("admin")
 def test_channel(name: str):
     # Queued, not sent: only the delivery worker sends. The fragment polls for the outcome.
@@ -76,7 +68,6 @@ def test_channel(name: str):
     return render_template("dashboard/_test_result.html", row=service.test_result(notification_id))
 
 
-@bp.get("/alerts/tests/<int:notification_id>")
 @requires_role("admin")
 def test_result(notification_id: int):
     row = service.test_result(notification_id)

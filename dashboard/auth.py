@@ -120,7 +120,6 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
-@bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(LOGIN_LIMITS_PER_ADDRESS, methods=["POST"], deduct_when=_login_failed)
 @limiter.limit(
     LOGIN_LIMITS_PER_ACCOUNT_AT_ADDRESS,
@@ -140,7 +139,6 @@ def login():
     return redirect(_safe_next(request.form.get("next")))
 
 
-@bp.post("/logout")
 def logout():
     """End the session here and every copy of it (and the account's other sessions)."""
     users.end_sessions(current_user.id)

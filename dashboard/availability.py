@@ -7,7 +7,6 @@ from datetime import UTC, date, datetime
 from flask import g, render_template, request
 
 from api.reports import csv_response
-from dashboard import bp
 from dashboard.params import page_number
 from fleet.services.availability import bars, reports, sites
 from fleet.timeutil import utcnow
@@ -15,7 +14,6 @@ from fleet.timeutil import utcnow
 GROUPINGS = ("site", "device", "fleet")
 
 
-@bp.get("/sites")
 def sites_page():
     sort = request.args.get("sort", "worst")
     q = (request.args.get("q") or "").strip()[:200]
@@ -51,7 +49,6 @@ def _site() -> str | None:
     return (request.args.get("site") or "").strip()[:200] or None
 
 
-@bp.get("/reports")
 def reports_page():
     now = utcnow()
     first, last, error = _range(now)
@@ -74,7 +71,6 @@ def reports_page():
     )
 
 
-@bp.get("/reports/availability.csv")
 def availability_csv():
     now = utcnow()
     first, last, _ = _range(now)
@@ -84,7 +80,6 @@ def availability_csv():
     return csv_response(lines, f"availability-{by}-{first}-{last}.csv")
 
 
-@bp.get("/reports/outages.csv")
 def outages_csv():
     now = utcnow()
     first, last, _ = _range(now)
@@ -93,14 +88,12 @@ def outages_csv():
     )
 
 
-@bp.app_template_global("preload_grid_bars")
 def preload_grid_bars(device_ids: list[int], now: datetime) -> str:
     """Read the 24-hour bars of a page of rows at once; the rows then take theirs from `g`."""
     g.pulseboard_grid_bars = bars.grid_bars(device_ids, now)
     return ""
 
 
-@bp.app_template_global("grid_bar")
 def grid_bar(device_id: int, now: datetime) -> bars.Bar | None:
     """This row's 24-hour bar: preloaded with its page, or read alone (a single row's redraw)."""
     preloaded = g.get("pulseboard_grid_bars")
@@ -109,7 +102,6 @@ def grid_bar(device_id: int, now: datetime) -> bars.Bar | None:
     return preloaded[device_id]
 
 
-@bp.app_template_filter("percent")
 def percent(value: float | None) -> str:
     """An availability as people read it: "99.62 %", or a dash when never expected on."""
     if value is None:
@@ -117,7 +109,6 @@ def percent(value: float | None) -> str:
     return f"{value * 100:.2f} %" if value < 1 else "100 %"
 
 
-@bp.app_template_filter("span")
 def span(seconds: float) -> str:
     """A length of time in days, hours and minutes: "2 d 4 h", "3 h 05 min", "42 s"."""
     whole = round(seconds)
@@ -142,6 +133,5 @@ BUCKET_WORDS = {
 }
 
 
-@bp.app_template_filter("bucket_word")
 def bucket_word(bucket: str) -> str:
     return BUCKET_WORDS.get(bucket, bucket)

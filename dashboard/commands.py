@@ -6,7 +6,6 @@ from __future__ import annotations
 from flask import Response, current_app, render_template, request
 from flask_login import current_user
 
-from dashboard import bp
 from dashboard.auth import requires_role
 from dashboard.params import command_params
 from fleet.errors import InvalidInput
@@ -15,12 +14,10 @@ from fleet.services import commands, dashboard, screenshots
 from fleet.timeutil import utcnow
 
 
-@bp.get("/devices/<uid>/commands")
 def device_commands(uid: str):
     return _panel(uid)
 
 
-@bp.post("/devices/<uid>/commands")
 @requires_role("operator")
 def request_command(uid: str):
     error = None
@@ -33,7 +30,6 @@ def request_command(uid: str):
     return _panel(uid, error)
 
 
-@bp.post("/devices/<uid>/commands/row")
 @requires_role("operator")
 def request_row_command(uid: str):
     """A command asked from the fleet grid's row; the answer is the row's command cell."""
@@ -45,13 +41,11 @@ def request_row_command(uid: str):
     return _cell(dashboard.command_from_grid(uid, kind, params, current_user.email, utcnow()))
 
 
-@bp.app_template_global("latest_command")
 def latest_command(device_id: int) -> DeviceCommand | None:
     """A lone row's latest command (a page of rows reads theirs in one query instead)."""
     return commands.latest_by_device([device_id]).get(device_id)
 
 
-@bp.app_template_global("row_command_kinds")
 def row_command_kinds() -> tuple[str, ...]:
     """The kinds a grid row's menu offers: reconnect keeps its own button."""
     return tuple(kind for kind in current_app.config["COMMAND_KINDS"] if kind != "reconnect")
@@ -63,7 +57,6 @@ def _cell(cell: dashboard.CommandCell) -> str:
     )
 
 
-@bp.get("/devices/<uid>/screenshots/<int:screenshot_id>")
 def screenshot(uid: str, screenshot_id: int):
     data, media_type = screenshots.screenshot_image(uid, screenshot_id)
     # Stored once and never changed: the browser may keep it.

@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from dashboard import bp
 from dashboard.auth import requires_role
 from dashboard.params import page_number
 from fleet.errors import InvalidInput
@@ -13,7 +12,6 @@ from fleet.services import dashboard, history, overrides
 from fleet.timeutil import utcnow
 
 
-@bp.get("/devices/<uid>")
 def device(uid: str):
     # The same URL serves the page and, for htmx's refresh, only the summary,
     # which is all the refresh needs loaded.
@@ -27,7 +25,6 @@ def device(uid: str):
     return response, 200, {"Vary": "HX-Request"}
 
 
-@bp.post("/devices/<uid>/thresholds")
 @requires_role("admin")
 def thresholds(uid: str):
     try:

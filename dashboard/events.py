@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import abort, render_template, request
 
-from dashboard import bp
 from dashboard.params import event_cursor, event_filter
 from fleet.services import event_log
 
@@ -18,7 +17,6 @@ def _view_args() -> dict[str, str]:
     return {key: request.args[key] for key in FILTER_KEYS if request.args.get(key)}
 
 
-@bp.get("/events")
 def events():
     screen = event_log.events_screen(event_filter(request.args))
     return render_template(
@@ -31,7 +29,6 @@ def events():
     )
 
 
-@bp.get("/events/poll")
 def events_poll():
     """The Events page's live update: the entries that came since its cursor, or 204."""
     after = event_cursor(request.args)

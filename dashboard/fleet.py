@@ -7,7 +7,6 @@ from urllib.parse import parse_qsl, urlsplit
 from flask import abort, current_app, render_template, request
 from flask_login import current_user
 
-from dashboard import bp
 from dashboard.auth import requires_role
 from dashboard.params import command_params, device_filter, parse_time, shown_ids, view_args
 from fleet.errors import InvalidInput
@@ -27,7 +26,6 @@ def _page_view_args() -> dict[str, str]:
     return view_args(parse_qsl(urlsplit(request.headers.get("HX-Current-URL", "")).query))
 
 
-@bp.get("/")
 def fleet():
     view = device_filter(request.args)
     screen = dashboard.fleet_screen(view, utcnow())
@@ -40,7 +38,6 @@ def fleet():
     )
 
 
-@bp.get("/poll")
 def poll():
     since = parse_time(request.args.get("since"))
     if since is None:
@@ -53,7 +50,6 @@ def poll():
     return render_template("dashboard/_poll.html", changes=changes, view_args=_view_args(), now=now)
 
 
-@bp.post("/devices/<uid>/reconnect")
 @requires_role("operator")
 def reconnect(uid: str):
     now = utcnow()
@@ -72,7 +68,6 @@ def reconnect(uid: str):
     return html, 200, {"HX-Trigger": "device-changed"}
 
 
-@bp.post("/reconnect")
 @requires_role("operator")
 def reconnect_bulk():
     action = dashboard.reconnect_matching(device_filter(request.args), current_user.email, utcnow())
@@ -81,7 +76,6 @@ def reconnect_bulk():
     return _bulk_progress(action)
 
 
-@bp.post("/commands/bulk")
 @requires_role("operator")
 def command_bulk():
     """A command to every device the view matches; a refusal comes back as the result line."""
@@ -100,7 +94,6 @@ def command_bulk():
     return _bulk_progress(action)
 
 
-@bp.get("/bulk/<int:action_id>")
 def bulk_progress(action_id: int):
     """How far a bulk action is; polled by its progress line until it is done."""
     # A finished run's line carries no poll, so swapping it in ends the polling.

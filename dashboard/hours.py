@@ -10,7 +10,6 @@ from zoneinfo import ZoneInfo
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from dashboard import bp
 from dashboard.auth import requires_role
 from dashboard.params import parse_time
 from fleet.errors import FleetError, InvalidField
@@ -22,7 +21,6 @@ from fleet.timeutil import utcnow
 TARGETS = ("site", "uids", "filter")
 
 
-@bp.app_template_filter("local_time")
 def local_time(moment: datetime | None, timezone: str) -> str:
     """A time as the site's clock shows it: "Wed 08:00 Europe/Berlin"."""
     if moment is None:
@@ -30,13 +28,11 @@ def local_time(moment: datetime | None, timezone: str) -> str:
     return moment.astimezone(ZoneInfo(timezone)).strftime(f"%a %d %b %H:%M {timezone}")
 
 
-@bp.app_template_filter("window_when")
 def window_when(window: Any) -> str:
     """What a window covers and when, in words."""
     return f"{describe_target(window)}, {hours.describe_when(window)}"
 
 
-@bp.get("/maintenance")
 def maintenance():
     now = utcnow()
     windows = [(window, hours.window_state(window, now)) for window in hours.list_windows()]
@@ -49,7 +45,6 @@ def maintenance():
     )
 
 
-@bp.post("/maintenance")
 @requires_role("operator")
 def create_maintenance():
     try:
@@ -60,7 +55,6 @@ def create_maintenance():
     return redirect(url_for("dashboard.maintenance"))
 
 
-@bp.post("/maintenance/<int:window_id>/end")
 @requires_role("operator")
 def end_maintenance(window_id: int):
     try:
@@ -71,7 +65,6 @@ def end_maintenance(window_id: int):
     return redirect(url_for("dashboard.maintenance"))
 
 
-@bp.get("/sites/<site>/schedule")
 def site_schedule(site: str):
     view = hours.site_hours_view(site, utcnow())
     return render_template(
@@ -79,7 +72,6 @@ def site_schedule(site: str):
     )
 
 
-@bp.post("/sites/<site>/schedule")
 @requires_role("operator")
 def set_site_schedule(site: str):
     try:

@@ -11,6 +11,7 @@ lines, metrics and JSON errors every API answer has.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -62,18 +63,36 @@ def _binds_with(binds: Mapping[str, Any], engine_options: Mapping[str, Any]) -> 
 
 
 def device_app_of(main: Flask) -> Flask:
-    """The device app that `main` dispatches to."""
-    return main.extensions[EXTENSION_KEY]
+    """The device app that `main` dispatches to (built now if no device has called yet)."""
+    return main.extensions[EXTENSION_KEY].device_app()
 
 
 class DeviceDispatcher:
-    """WSGI middleware: the device paths go to the device app, everything else to the main app."""
+    """WSGI middleware: the device paths go to the device app, everything else to the main app.
 
-    def __init__(self, main: WSGIApp, device: WSGIApp) -> None:
+    The device app is built with the first device request, not with the main
+    app: its views bring the heartbeat's services and schemas, which a `flask`
+    command (or a dashboard-only process) never needs.
+    """
+
+    def __init__(self, main: WSGIApp, build_device_app: Callable[[], Flask]) -> None:
         self.main = main
-        self.device = device
+        self.build_device_app = build_device_app
+        self.device: WSGIApp | None = None
+        self._device_app: Flask | None = None
+        self._building = threading.Lock()
+
+    def device_app(self) -> Flask:
+        if self._device_app is None:
+            with self._building:
+                if self._device_app is None:
+                    app = self.build_device_app()
+                    self.device = app.wsgi_app
+                    self._device_app = app
+        return self._device_app
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         if environ.get("PATH_INFO") in DEVICE_PATHS:
-            return self.device(environ, start_response)
+            device = self.device or self.device_app().wsgi_app
+            return device(environ, start_response)
         return self.main(environ, start_response)

@@ -57,11 +57,12 @@ def _mount_device_app(app: Flask) -> None:
     limits = ratelimits.storage_for(app.config)
     guard = ratelimits.FloodGuard()
     ratelimits.install(app, limits, guard)
-    device_app = app.extensions[EXTENSION_KEY] = create_device_app(
-        app, app.config["DEVICE_ENGINE_OPTIONS"], limits, guard
+    dispatcher = app.extensions[EXTENSION_KEY] = DeviceDispatcher(
+        app.wsgi_app,
+        lambda: create_device_app(app, app.config["DEVICE_ENGINE_OPTIONS"], limits, guard),
     )
     # Flask's documented place for middleware: the device paths never reach the main app.
-    app.wsgi_app = DeviceDispatcher(app.wsgi_app, device_app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = dispatcher  # type: ignore[method-assign]
 
 
 @event.listens_for(Engine, "connect")

@@ -15,7 +15,6 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from fleet.extensions import db
-from fleet.services.sweep import last_sweep
 from fleet.timeutil import utcnow
 
 if TYPE_CHECKING:
@@ -97,6 +96,10 @@ def check_sweep(now: datetime, grace_from: datetime | None = None) -> Check:
         "or run `flask devices monitor-status` by hand"
     )
     try:
+        # Here, not at the top: the sweep brings the models and the status rules, and
+        # every process imports this module at start-up (`mark_started`).
+        from fleet.services.sweep import last_sweep
+
         run = last_sweep()
     except SQLAlchemyError:
         db.session.rollback()

@@ -16,11 +16,7 @@ from typing import Any
 import structlog
 from flask import Flask
 
-from fleet.services.alerts.service import run_alerts
-from fleet.services.availability.rebuild import prune_history
-from fleet.services.sweep import run_sweep
 from fleet.timeutil import utcnow
-from jobs.bulk import resume_stalled
 
 log = structlog.get_logger("pulseboard.sweeper")
 
@@ -61,6 +57,10 @@ class EmbeddedLoop:
 
 def sweeper(app: Flask) -> EmbeddedLoop:
     """The timeout sweep every SWEEP_INTERVAL_SECONDS, and any bulk run whose runner died."""
+    # The loops' work is imported when a server's first request starts them, not
+    # by every process that builds the app (a `flask` command needs none of it).
+    from fleet.services.sweep import run_sweep
+    from jobs.bulk import resume_stalled
 
     def sweep(now: datetime) -> None:
         run_sweep(now, runner="embedded")
@@ -71,11 +71,15 @@ def sweeper(app: Flask) -> EmbeddedLoop:
 
 def delivery(app: Flask) -> EmbeddedLoop:
     """The alerts' round (due incidents, reminders, the outbox) every few seconds."""
+    from fleet.services.alerts.service import run_alerts
+
     return EmbeddedLoop(app, "delivery", app.config["ALERT_DELIVERY_INTERVAL_SECONDS"], run_alerts)
 
 
 def pruner(app: Flask) -> EmbeddedLoop:
     """Old events, rollups and outages pruned every PRUNE_INTERVAL_SECONDS."""
+    from fleet.services.availability.rebuild import prune_history
+
     return EmbeddedLoop(app, "prune", app.config["PRUNE_INTERVAL_SECONDS"], prune_history)
 
 

@@ -14,7 +14,6 @@ from fleet.logs import elapsed_seconds
 from fleet.timeutil import utcnow
 from fleet.tokens import secrets_match
 from ops import bp
-from ops.exposition import render_latest
 
 
 @bp.get("/healthz")
@@ -48,6 +47,10 @@ def prometheus_metrics():
                 mimetype="text/plain",
                 headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
             )
+    # Here, not at the top: the fleet gauges read through the services, which a
+    # process that is never scraped (a `flask` command) need not import.
+    from ops.exposition import render_latest
+
     body = render_latest() + alert_metrics.exposition()
     return Response(body, content_type=CONTENT_TYPE_LATEST)
 

@@ -27,8 +27,8 @@ def _figures(now: datetime) -> dict[str, object]:
         for uid in ("mall-1", "mall-2"):
             _, seconds = reports.device_availability(uid, window, now)
             figures[f"{uid} {window}"] = {k: round(v, 3) for k, v in seconds.as_dict().items()}
-    lines = sites._site_lines("", now)
-    figures["sites"] = {site: round(line.day.connected, 3) for site, line in lines.items()}
+    lines = sites.sites_screen("", "name", 1, now).sites
+    figures["sites"] = {line.site: round(line.day.connected, 3) for line in lines}
     return figures
 
 

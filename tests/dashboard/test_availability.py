@@ -83,6 +83,7 @@ def test_the_sites_page_pages_through_many_sites(client, login, make_device):
     past_the_end = text(client.get("/sites?sort=name&page=9"))
     assert "Page 2 of 2" in past_the_end
     assert site_names(past_the_end) == site_names(second)
+    assert "Page 1 of 2" in text(client.get("/sites?sort=name&page=0"))
 
 
 def test_the_sites_page_sorts_by_devices_then_name(client, login, fleet, make_device):

@@ -80,6 +80,7 @@ def sites_screen(q: str, sort: str, page: int, now: datetime) -> SitesScreen:
        the page: one statement, summed, sorted and counted in the database.
     2. For the page's devices only: the 30-day seconds, the worst devices, the incidents.
     """
+    page = max(1, page)
     shown, total = _site_page(q, sort, page, now)
     pages = max(1, math.ceil(total / SITES_PER_PAGE))
     if page > pages:
@@ -119,7 +120,7 @@ def _site_page(q: str, sort: str, page: int, now: datetime) -> tuple[list[SiteLi
         select(sites, func.count().over().label("total"))
         .order_by(*_order(sort, sites.c))
         .limit(SITES_PER_PAGE)
-        .offset((max(1, page) - 1) * SITES_PER_PAGE)
+        .offset((page - 1) * SITES_PER_PAGE)
     )
     rows = db.session.connection().execute(query).all()
     lines = [_site_line(row) for row in rows]

@@ -6,15 +6,17 @@ from fleet.timeutil import utcnow
 from tests.helpers import device_row
 
 
-def silent_devices(make_device):
+def silent_devices(make_device, time_machine):
+    # The clock stands still, so the ages printed are exactly the silences set here.
     now = utcnow()
+    time_machine.move_to(now, tick=False)
     make_device("fresh", now=now)
     make_device("quiet", now=now - timedelta(seconds=90))
     make_device("gone", now=now - timedelta(seconds=900))
 
 
-def test_it_sweeps_and_prints_counts(runner, make_device):
-    silent_devices(make_device)
+def test_it_sweeps_and_prints_counts(runner, make_device, time_machine):
+    silent_devices(make_device, time_machine)
     result = runner.invoke(args=["devices", "monitor-status"])
     assert result.exit_code == 0, result.output
     assert "Sweep done." in result.output
@@ -24,8 +26,8 @@ def test_it_sweeps_and_prints_counts(runner, make_device):
     assert "quiet" not in result.output  # only --verbose lists devices
 
 
-def test_verbose_lists_each_device_with_its_age(runner, make_device):
-    silent_devices(make_device)
+def test_verbose_lists_each_device_with_its_age(runner, make_device, time_machine):
+    silent_devices(make_device, time_machine)
     result = runner.invoke(args=["devices", "monitor-status", "--verbose"])
     lines = [line.split() for line in result.output.splitlines()]
     assert ["quiet", "connected", "temporarily_offline", "90", "s"] in lines
@@ -33,8 +35,8 @@ def test_verbose_lists_each_device_with_its_age(runner, make_device):
     assert not any(line and line[0] == "fresh" for line in lines)
 
 
-def test_dry_run_reports_and_writes_nothing(runner, make_device):
-    silent_devices(make_device)
+def test_dry_run_reports_and_writes_nothing(runner, make_device, time_machine):
+    silent_devices(make_device, time_machine)
     result = runner.invoke(args=["devices", "monitor-status", "--dry-run", "--verbose"])
     assert result.exit_code == 0
     assert "Dry run: nothing written." in result.output
@@ -42,8 +44,8 @@ def test_dry_run_reports_and_writes_nothing(runner, make_device):
     assert device_row("gone").status == "connected"
 
 
-def test_it_fails_clearly_while_another_sweep_holds_the_lock(runner, make_device):
-    silent_devices(make_device)
+def test_it_fails_clearly_while_another_sweep_holds_the_lock(runner, make_device, time_machine):
+    silent_devices(make_device, time_machine)
     with locks.held(SWEEP_LOCK, 60, utcnow()) as acquired:
         assert acquired
         result = runner.invoke(args=["devices", "monitor-status"])

@@ -1,6 +1,6 @@
 """Benchmark: how long a `flask` command takes to start, against bare Flask's in the same run.
 
-    .venv/bin/python -m bench.cli_startup [--runs 7]
+    .venv/bin/python -m bench.cli_startup [--runs 7] [--compare OTHER_CHECKOUT]
 
 Every `flask devices monitor-status` from cron and every operator command pays
 the app's start-up before doing anything. Each round runs `flask --help`
@@ -10,7 +10,9 @@ and `flask --app wsgi --help` (Pulseboard's app built, every command
 registered) one after the other, and reports the medians of wall
 time and of CPU time (user + system, the figure a busy machine disturbs
 least), and Pulseboard's cost above bare Flask. Targets: under 1 s wall,
-under 0.5 s above bare Flask.
+under 0.5 s above bare Flask. `--compare` adds another checkout's
+`flask --app wsgi --help` (an older commit, say, from `git worktree add`) to
+each round, run by the same virtualenv: before and after in the same run.
 """
 
 from __future__ import annotations
@@ -50,19 +52,28 @@ def run_once(command: list[str], env: dict[str, str], cwd: str) -> tuple[float, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--compare", type=Path, help="another checkout to time alongside")
     args = parser.parse_args()
+    targets = dict(TARGETS)
+    if args.compare:
+        targets[f"{args.compare.name}: --help"] = [
+            FLASK,
+            "--app",
+            str(args.compare / "wsgi.py"),
+            "--help",
+        ]
     with tempfile.TemporaryDirectory() as scratch:
         # A database of its own, so that the run touches nothing of a real install.
         env = {**os.environ, "DATABASE_URL": f"sqlite:///{scratch}/cli.sqlite3"}
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         # A shell that sets this (some CI images do) recompiles every module on every run.
         env.pop("PYTHONDONTWRITEBYTECODE", None)
-        samples: dict[str, list[tuple[float, float]]] = {name: [] for name in TARGETS}
+        samples: dict[str, list[tuple[float, float]]] = {name: [] for name in targets}
         # Run from an empty folder: given no --app, flask would find our wsgi.py.
-        for command in TARGETS.values():
+        for command in targets.values():
             run_once(command, env, scratch)  # warm the page cache and the bytecode files
         for _ in range(args.runs):
-            for name, command in TARGETS.items():
+            for name, command in targets.items():
                 samples[name].append(run_once(command, env, scratch))
     report(samples)
 
@@ -76,7 +87,9 @@ def report(samples: dict[str, list[tuple[float, float]]]) -> None:
     for name, (wall, cpu) in medians.items():
         least = min(c for _, c in samples[name])
         print(f"{name:<26} {wall:>12.2f} s {cpu:>11.2f} s {least:>10.2f} s")
-    (bare_wall, bare_cpu), (stack_wall, stack_cpu), (app_wall, app_cpu) = medians.values()
+    (bare_wall, bare_cpu), (stack_wall, stack_cpu), (app_wall, app_cpu), *compared = (
+        medians.values()
+    )
     print(
         f"Pulseboard above bare Flask: {app_wall - bare_wall:.2f} s wall, "
         f"{app_cpu - bare_cpu:.2f} s CPU"
@@ -86,6 +99,11 @@ def report(samples: dict[str, list[tuple[float, float]]]) -> None:
         f"Pulseboard's own code: {app_wall - stack_wall:.2f} s wall, "
         f"{app_cpu - stack_cpu:.2f} s CPU"
     )
+    for other_wall, other_cpu in compared:
+        print(
+            f"the other checkout above bare Flask: {other_wall - bare_wall:.2f} s wall, "
+            f"{other_cpu - bare_cpu:.2f} s CPU"
+        )
     print("targets: under 1 s wall; under 0.5 s above bare Flask")
 
 

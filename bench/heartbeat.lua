@@ -4,6 +4,15 @@ local tokens = {}
 local index = 0
 local body = '{"battery_level": 77, "wifi_strength": -60, "uptime_seconds": 1200}'
 local threads = 0
+-- With WRK_PACE_MS set, each connection waits that long after every answer, as
+-- devices paced by their heartbeat interval do: the latencies then measure the
+-- service, not the queue that a server driven flat out builds.
+local pace = tonumber(os.getenv("WRK_PACE_MS") or "")
+if pace then
+  function delay()
+    return pace
+  end
+end
 
 function setup(thread)
   thread:set("offset", threads)

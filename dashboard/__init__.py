@@ -54,6 +54,7 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
 
 # ("global" or "filter", the name templates use, "module:function").
 TEMPLATE_HELPERS: tuple[tuple[str, str, str], ...] = (
+    ("global", "flap_settings", "fleet.services.queries:flap_settings"),
     ("global", "latest_command", "dashboard.commands:latest_command"),
     ("global", "row_command_kinds", "dashboard.commands:row_command_kinds"),
     ("global", "device_incident", "dashboard.alerts:device_incident"),

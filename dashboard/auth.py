@@ -1,4 +1,9 @@
-"""Sessions and roles: login, logout, the one login guard and the one role decorator."""
+"""Sessions and roles: login, logout, the one login guard and the one role decorator.
+
+The guard registers when the app is built, which every `flask` command does; the
+accounts service (and through it the models) is imported by the three functions
+that read or write an account, with the first request that needs one.
+"""
 
 from __future__ import annotations
 
@@ -17,9 +22,9 @@ from flask_login import UserMixin, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFError
 
 from dashboard import bp
+from fleet.accounts import normalise_email, role_allows, session_key
 from fleet.errors import FleetError
 from fleet.extensions import limiter, login_manager
-from fleet.services import users
 from fleet.timeutil import utcnow
 
 View = TypeVar("View", bound=Callable[..., Any])
@@ -50,11 +55,11 @@ class SessionUser(UserMixin):
         # Flask-Login's documented "alternative tokens": the session stores this
         # key, not the bare id, so ending the account's sessions (a new version)
         # makes every cookie already handed out name no one.
-        return users.session_key(self)
+        return session_key(self)
 
     def can(self, role: str) -> bool:
         """True when this user's role includes `role`."""
-        return users.role_allows(self.role, role)
+        return role_allows(self.role, role)
 
 
 login_manager.login_view = "dashboard.login"
@@ -62,8 +67,10 @@ login_manager.login_message = None
 
 
 @login_manager.user_loader
-def _load_user(session_key: str) -> SessionUser | None:
-    user = users.user_for_session(session_key)
+def _load_user(key: str) -> SessionUser | None:
+    from fleet.services import users
+
+    user = users.user_for_session(key)
     return None if user is None else SessionUser.of(user)
 
 
@@ -104,7 +111,7 @@ def requires_role(role: str) -> Callable[[View], View]:
 
 
 def _login_account_at_address_key() -> str:
-    email = users.normalise_email(request.form.get("email", ""))
+    email = normalise_email(request.form.get("email", ""))
     return f"login:{email}:{get_remote_address()}"
 
 
@@ -128,6 +135,8 @@ def _safe_next(target: str | None) -> str:
     deduct_when=_login_failed,
 )
 def login():
+    from fleet.services import users
+
     if request.method == "GET":
         return render_template("dashboard/login.html", next=request.args.get("next"))
     user = users.authenticate(
@@ -141,6 +150,8 @@ def login():
 
 def logout():
     """End the session here and every copy of it (and the account's other sessions)."""
+    from fleet.services import users
+
     users.end_sessions(current_user.id)
     logout_user()
     return redirect(url_for("dashboard.login"))

@@ -1,4 +1,9 @@
-"""How values look on the dashboard: status words, ping diagnosis, times, URLs."""
+"""How values look on the dashboard: status words, ping diagnosis, times, URLs.
+
+Every page needs these helpers, so they register when the app is built; the
+services a few of them read are imported where they are called, so that
+building the app (every `flask` command) does not load the models and queries.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,6 @@ from markupsafe import Markup, escape
 
 from dashboard import bp
 from fleet.rules import ReconnectState, Status, reconnect_state_at
-from fleet.services.device_state import thresholds_of
-from fleet.services.history import TIMELINE_SPANS
-from fleet.services.pings import REACHABLE, ping_diagnosis
-from fleet.services.queries import EXPECTED_OFF_FILTERS, PER_PAGE_CHOICES, SORTS, flap_settings
 
 STATUS_WORDS = {
     Status.CONNECTED: "Connected",
@@ -32,6 +33,9 @@ SOURCE_WORDS = {
 @bp.app_context_processor
 def listings() -> dict[str, Any]:
     """The lists the templates offer, from their one source: statuses, sorts, page sizes."""
+    from fleet.services.history import TIMELINE_SPANS
+    from fleet.services.queries import EXPECTED_OFF_FILTERS, PER_PAGE_CHOICES, SORTS
+
     return {
         "STATUSES": tuple(Status),
         "SORTS": SORTS,
@@ -75,6 +79,8 @@ def kind_word(kind: str) -> str:
 @bp.app_template_filter("ping_word")
 def ping_word(device: Any) -> str:
     """The ping service's diagnosis; a dash when no ping came since the last heartbeat."""
+    from fleet.services.pings import REACHABLE, ping_diagnosis
+
     diagnosis = ping_diagnosis(device)
     if diagnosis is None:
         return "—"
@@ -177,7 +183,6 @@ def reconnect_state(device: Any, now: datetime) -> ReconnectState | None:
 @bp.app_template_global("offline_after")
 def offline_after(device: Any) -> int:
     """I + G for this device: how old a heartbeat can be while it is connected."""
+    from fleet.services.device_state import thresholds_of
+
     return thresholds_of(device).offline_after
-
-
-bp.add_app_template_global(flap_settings, "flap_settings")

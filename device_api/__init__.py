@@ -40,7 +40,7 @@ def create_device_app(
     from fleet.extensions import db
     from fleet.logs import init_request_logging
     from fleet.ratelimits import install
-    from ops.views import count_request
+    from ops.request_metrics import count_request
 
     app = Flask(__name__)
     app.config.update(main.config)

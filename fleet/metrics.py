@@ -15,9 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client import Counter, Histogram
-from sqlalchemy import event as sa_event
-
-from fleet.models import SweepRun
 
 # prometheus-client writes into this directory as soon as a metric is made.
 # gunicorn.conf.py creates it for the web workers, but a `flask` command or an
@@ -59,6 +56,11 @@ SWEEP_DURATION = Histogram(
 SWEEP_TRANSITIONS = Counter(
     "pulseboard_sweep_transitions_total",
     "Status transitions made by the timeout sweeps run by this process.",
+)
+DELIVERIES = Counter(
+    "pulseboard_notification_deliveries_total",
+    "Notification delivery attempts by this process, by result: sent, retrying, failed.",
+    ["result"],
 )
 COMMANDS = Counter(
     "pulseboard_commands_total",
@@ -111,6 +113,11 @@ def _command_series(kind: str, event: str, result: str) -> Any:
     return COMMANDS.labels(kind, event, result)
 
 
+def record_delivery(result: str) -> None:
+    """Count one notification delivery attempt by its result."""
+    DELIVERIES.labels(result).inc()
+
+
 def record_ping_result(applied: bool, reachable: bool) -> None:
     """Count one external ping result (call once per result, batch items included)."""
     PING_RESULTS.labels(str(applied).lower(), str(reachable).lower()).inc()
@@ -135,10 +142,3 @@ def record_sweep(duration_ms: float, transitions: int) -> None:
     """Observe one timeout sweep's duration and count its transitions."""
     SWEEP_DURATION.observe(duration_ms / 1000)
     SWEEP_TRANSITIONS.inc(transitions)
-
-
-@sa_event.listens_for(SweepRun, "after_insert")
-def _count_sweep(_mapper: object, _connection: object, run: SweepRun) -> None:
-    # Whoever runs a sweep records a SweepRun row; counting here means no runner can forget.
-    if not run.skipped:
-        record_sweep(run.duration_ms, run.transitions)

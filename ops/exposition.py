@@ -1,7 +1,8 @@
 """The Prometheus exposition /metrics serves: this host's counters, then the fleet gauges.
 
 The counters are kept by fleet.metrics in the process that does the work. The
-fleet gauges (devices by status, the last sweep, the commands waiting) are not
+fleet gauges (devices by status, the last sweep, the commands waiting, the
+alert channels' health and the notifications pending) are not
 per-process facts: they are read from the database at scrape time, with two
 GROUP BYs (the commands' over an index range) and one indexed lookup. Living
 here, beside the view, the exposition may import the services it reads
@@ -11,7 +12,7 @@ without the services' own counters importing them back.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import structlog
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess
@@ -23,6 +24,8 @@ from fleet.config import COMMAND_KIND_NAMES
 from fleet.extensions import db
 from fleet.models import SweepRun
 from fleet.rules import Status
+from fleet.services.alerts.channels import list_channels
+from fleet.services.alerts.incidents import pending_notifications
 from fleet.services.commands import CommandState, open_commands
 from fleet.services.queries import devices_by_status
 from fleet.services.sweep import last_sweep
@@ -94,17 +97,62 @@ def render_latest() -> bytes:
         multiprocess.MultiProcessCollector(processes)
     else:
         processes = REGISTRY
-    return generate_latest(processes) + _fleet_exposition()
+    return (
+        generate_latest(processes)
+        + _read_from_database(_fleet_collector, "fleet_metrics_unavailable")
+        + _read_from_database(_alerts_collector, "alert_metrics_unavailable")
+    )
 
 
-def _fleet_exposition() -> bytes:
-    # A database outage must not cost the scrape the counters that explain it.
+class ChannelCollector(Collector):
+    """Per-channel health, read from the database when scraped."""
+
+    def __init__(self, channels: list, queued: int) -> None:
+        self.channels = channels
+        self.queued = queued
+
+    def collect(self) -> Iterator[Metric]:
+        failing = GaugeMetricFamily(
+            "pulseboard_alert_channel_failing",
+            "1 when the channel's last 3 or more deliveries all failed, else 0.",
+            labels=["channel"],
+        )
+        failures = GaugeMetricFamily(
+            "pulseboard_alert_channel_consecutive_failures",
+            "Deliveries to the channel that failed since its last success.",
+            labels=["channel"],
+        )
+        for channel in self.channels:
+            failing.add_metric([channel.name], 1 if channel.failing else 0)
+            failures.add_metric([channel.name], channel.consecutive_failures)
+        yield failing
+        yield failures
+        yield GaugeMetricFamily(
+            "pulseboard_notifications_pending",
+            "Notifications queued or waiting for a retry.",
+            value=self.queued,
+        )
+
+
+def _fleet_collector() -> Collector:
+    return FleetCollector(devices_by_status(), last_sweep(), open_commands())
+
+
+def _alerts_collector() -> Collector:
+    return ChannelCollector(list_channels(), pending_notifications())
+
+
+def _read_from_database(read: Callable[[], Collector], unavailable_event: str) -> bytes:
+    """The gauges `read` collects, in the text format; empty while the database is down.
+
+    A database outage must not cost the scrape the counters that explain it.
+    """
     try:
-        collector = FleetCollector(devices_by_status(), last_sweep(), open_commands())
+        collector = read()
     except SQLAlchemyError as error:
         db.session.rollback()
-        log.warning("fleet_metrics_unavailable", error=type(error).__name__)
+        log.warning(unavailable_event, error=type(error).__name__)
         return b""
-    fleet = CollectorRegistry(auto_describe=False)
-    fleet.register(collector)
-    return generate_latest(fleet)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return generate_latest(registry)

@@ -10,6 +10,7 @@ from typing import Any
 import click
 from flask.cli import AppGroup
 
+from fleet.accounts import Role
 from fleet.commands.output import print_table, when
 from fleet.errors import FleetError
 from fleet.services import users
@@ -17,7 +18,7 @@ from fleet.timeutil import utcnow
 
 users_cli = AppGroup("users", help="Manage dashboard accounts.")
 
-ROLE_CHOICE = click.Choice([role.value for role in users.Role])
+ROLE_CHOICE = click.Choice([role.value for role in Role])
 
 
 def _domain_errors_as_click(command: Callable[..., None]) -> Callable[..., None]:
@@ -38,7 +39,7 @@ def _domain_errors_as_click(command: Callable[..., None]) -> Callable[..., None]
 @click.option(
     "--role",
     type=ROLE_CHOICE,
-    default=users.Role.VIEWER.value,
+    default=Role.VIEWER.value,
     show_default=True,
     help="viewer looks; operator also reconnects; admin also changes settings.",
 )

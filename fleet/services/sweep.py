@@ -25,7 +25,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
-from fleet import rules
+from fleet import metrics, rules
 from fleet.extensions import db
 from fleet.models import Device, SweepRun, TelemetrySample
 from fleet.rules import ReconnectState, Source, Status
@@ -382,6 +382,8 @@ def _record_run(report: SweepReport, runner: str) -> None:
         delete(SweepRun).where(SweepRun.started_at < report.started_at - SWEEP_HISTORY)
     )
     db.session.commit()
+    if not report.skipped:
+        metrics.record_sweep(report.duration_ms, report.transitions)
 
 
 def last_sweep() -> SweepRun | None:

@@ -1,7 +1,7 @@
 """Dashboard accounts: creation, password checks and sessions. Passwords are stored hashed only.
 
 A session cookie is signed, not stored, so it cannot be recalled; instead it
-names the account's session version (`session_key`), and bumping the version
+names the account's session version (`fleet.accounts.session_key`), and bumping the version
 (`end_sessions`, and every password change or deactivation) makes every cookie
 opened before it, copies included, name no account.
 """
@@ -9,13 +9,13 @@ opened before it, copies included, name no account.
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from functools import cache
 from typing import Any
 
 from sqlalchemy import select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from fleet.accounts import ROLE_RANK, normalise_email
 from fleet.errors import InvalidInput, UserNotFound
 from fleet.extensions import db
 from fleet.models import User
@@ -33,26 +33,6 @@ def _dummy_hash() -> str:
     a CLI run that never logs anyone in should not pay at start-up.
     """
     return generate_password_hash("pulseboard-no-such-user")
-
-
-class Role(StrEnum):
-    VIEWER = "viewer"
-    OPERATOR = "operator"
-    ADMIN = "admin"
-
-
-# Each role may do everything the roles before it may.
-ROLE_RANK = {Role.VIEWER: 0, Role.OPERATOR: 1, Role.ADMIN: 2}
-
-
-def role_allows(role: str, needed: str) -> bool:
-    """True when `role` is at least `needed` (viewer < operator < admin)."""
-    return ROLE_RANK.get(role, -1) >= ROLE_RANK[Role(needed)]
-
-
-def normalise_email(email: str) -> str:
-    """Emails compare case-insensitively and without surrounding spaces."""
-    return email.strip().lower()
 
 
 def create_user(email: str, password: str, role: str, now: datetime) -> User:
@@ -100,11 +80,6 @@ def _check_password(password: str) -> None:
         raise InvalidInput(
             f"the password needs at least {MIN_PASSWORD_LENGTH} characters", {"field": "password"}
         )
-
-
-def session_key(user: Any) -> str:
-    """What a session cookie stores for `user`: its id and its current session version."""
-    return f"{user.id}:{user.session_version}"
 
 
 def user_for_session(key: str) -> User | None:

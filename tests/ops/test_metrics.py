@@ -2,9 +2,11 @@ from datetime import timedelta
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import text
 
 from fleet.extensions import db
-from fleet.models import SweepRun
+from fleet.services import locks
+from fleet.services.sweep import SWEEP_LOCK, run_sweep
 from fleet.timeutil import utcnow
 from tests.helpers import beat
 
@@ -64,23 +66,35 @@ def test_it_reports_devices_by_status_from_the_database(client, make_device):
     assert ("pulseboard_devices", (("status", "temporarily_offline"),)) in samples
 
 
-def test_it_reports_the_last_sweep_and_observes_its_duration(client):
+def test_it_reports_the_last_sweep_and_observes_its_duration(client, make_device):
+    for uid in ("kiosk-1", "kiosk-2"):
+        make_device(uid, now=utcnow() - timedelta(minutes=2))
     before = scrape(client)
-    started = utcnow() - timedelta(seconds=5)
-    db.session.add(
-        SweepRun(started_at=started, duration_ms=250.0, transitions=7, runner="test", skipped=False)
-    )
-    db.session.commit()
+    report = run_sweep(utcnow(), runner="test")
     after = scrape(client)
-    assert value(after, "pulseboard_sweep_last_transitions") == 7
-    assert value(after, "pulseboard_sweep_last_duration_seconds") == 0.25
-    assert value(after, "pulseboard_sweep_last_run_timestamp_seconds") == started.timestamp()
+    assert report.transitions == 2
+    assert value(after, "pulseboard_sweep_last_transitions") == 2
+    assert value(after, "pulseboard_sweep_last_duration_seconds") == pytest.approx(
+        report.duration_ms / 1000
+    )
+    assert value(after, "pulseboard_sweep_last_run_timestamp_seconds") == pytest.approx(
+        report.started_at.timestamp()
+    )
     for name, grew_by in (
         ("pulseboard_sweep_duration_seconds_count", 1),
-        ("pulseboard_sweep_duration_seconds_sum", 0.25),
-        ("pulseboard_sweep_transitions_total", 7),
+        ("pulseboard_sweep_duration_seconds_sum", report.duration_ms / 1000),
+        ("pulseboard_sweep_transitions_total", 2),
     ):
         assert value(after, name) - value(before, name) == pytest.approx(grew_by)
+
+
+def test_a_skipped_sweep_is_not_observed(client):
+    before = scrape(client)
+    with locks.held(SWEEP_LOCK, 60, utcnow()):
+        assert run_sweep(utcnow(), runner="test").skipped
+    after = scrape(client)
+    name = "pulseboard_sweep_duration_seconds_count"
+    assert value(after, name) == value(before, name)
 
 
 def test_it_measures_request_latency_by_endpoint(client):
@@ -134,3 +148,19 @@ def test_it_reports_each_alert_channel_and_whether_it_is_failing(client, app):
     assert value(samples, "pulseboard_alert_channel_failing", channel="ops") == 1
     assert value(samples, "pulseboard_alert_channel_failing", channel="pager") == 0
     assert value(samples, "pulseboard_alert_channel_consecutive_failures", channel="ops") == 4
+
+
+def test_a_scrape_keeps_the_counters_when_the_fleet_gauges_cannot_be_read(client):
+    client.get("/healthz")
+    db.session.execute(text("ALTER TABLE device RENAME TO device_away"))
+    db.session.commit()
+    try:
+        samples = scrape(client)
+    finally:
+        db.session.rollback()
+        db.session.execute(text("ALTER TABLE device_away RENAME TO device"))
+        db.session.commit()
+    assert value(samples, "pulseboard_http_requests_total", endpoint="ops.healthz",
+                 method="GET", status="200") >= 1  # fmt: skip
+    assert not any(name == "pulseboard_devices" for name, _ in samples)
+    assert ("pulseboard_notifications_pending", ()) in samples

@@ -25,7 +25,7 @@ import structlog
 from flask import current_app
 from sqlalchemy import and_, insert, or_, select, update
 
-from fleet import alert_metrics
+from fleet import metrics
 from fleet.alert_models import (
     CLAIMABLE_STATES,
     AlertChannel,
@@ -132,7 +132,7 @@ class DeliveryReport:
         setattr(self, state, getattr(self, state) + 1)
         if error is not None:
             self.errors.append(error)
-        alert_metrics.record_delivery(state)
+        metrics.record_delivery(state)
 
     def summary(self) -> dict[str, int]:
         return {

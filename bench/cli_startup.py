@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -53,6 +54,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--compare", type=Path, help="another checkout to time alongside")
+    parser.add_argument(
+        "--instructions", action="store_true", help="count each command's instructions (valgrind)"
+    )
     args = parser.parse_args()
     targets = dict(TARGETS)
     if args.compare:
@@ -72,10 +76,32 @@ def main() -> None:
         # Run from an empty folder: given no --app, flask would find our wsgi.py.
         for command in targets.values():
             run_once(command, env, scratch)  # warm the page cache and the bytecode files
+        if args.instructions:
+            report_instructions(
+                {name: count_instructions(c, env, scratch) for name, c in targets.items()}
+            )
+            return
         for _ in range(args.runs):
             for name, command in targets.items():
                 samples[name].append(run_once(command, env, scratch))
     report(samples)
+
+
+def count_instructions(command: list[str], env: dict[str, str], cwd: str) -> int:
+    """Instructions `command` executes, from start to exit, counted by callgrind."""
+    counted = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *command],
+        cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    return int(re.search(r"Collected : (\d+)", counted.stderr).group(1))
+
+
+def report_instructions(counts: dict[str, int]) -> None:
+    """Instructions are what a busy machine does not change: a change of one per cent shows."""
+    bare = next(iter(counts.values()))
+    print(f"{'command':<26} {'instructions':>15} {'above bare Flask':>17}")
+    for name, count in counts.items():
+        print(f"{name:<26} {count:>15,} {count - bare:>17,}")
 
 
 def report(samples: dict[str, list[tuple[float, float]]]) -> None:

@@ -12,7 +12,8 @@ time and of CPU time (user + system, the figure a busy machine disturbs
 least), and Pulseboard's cost above bare Flask. Targets: under 1 s wall,
 under 0.5 s above bare Flask. `--compare` adds another checkout's
 `flask --app wsgi --help` (an older commit, say, from `git worktree add`) to
-each round, run by the same virtualenv: before and after in the same run.
+each round, run by the same virtualenv: before and after in the same run (the
+virtualenv must have that checkout's requirements too; a failed start stops the run).
 """
 
 from __future__ import annotations
@@ -41,10 +42,11 @@ def run_once(command: list[str], env: dict[str, str], cwd: str) -> tuple[float, 
     """Wall and CPU seconds of one run of `command`."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    subprocess.run(
-        command, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    ran = subprocess.run(
+        command, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     wall = time.perf_counter() - started
+    refuse_a_failed_start(command, ran.stderr.decode())
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return wall, cpu
@@ -93,7 +95,15 @@ def count_instructions(command: list[str], env: dict[str, str], cwd: str) -> int
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *command],
         cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+    refuse_a_failed_start(command, counted.stderr)
     return int(re.search(r"Collected : (\d+)", counted.stderr).group(1))
+
+
+def refuse_a_failed_start(command: list[str], stderr: str) -> None:
+    # `flask --help` prints the app's import error and still exits 0: a checkout
+    # whose requirements this virtualenv lacks would be timed failing fast.
+    if "Traceback" in stderr:
+        sys.exit(f"{' '.join(command)} failed to load its app:\n{stderr[-2000:]}")
 
 
 def report_instructions(counts: dict[str, int]) -> None:

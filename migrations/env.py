@@ -3,10 +3,11 @@ import logging
 from alembic import context
 from flask import current_app
 
-# The alerts', availability's, and operating hours' tables live apart from fleet.models.
+# Every table's model, for autogenerate: building the app imports none of them.
 import fleet.alert_models
 import fleet.availability_models
-import fleet.hours_models  # noqa: F401
+import fleet.hours_models
+import fleet.models  # noqa: F401
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.

@@ -9,7 +9,6 @@ from api.auth import bearer_token
 from fleet.health import readiness
 from fleet.timeutil import utcnow
 from fleet.tokens import secrets_match
-from ops.exposition import render_latest
 
 
 def healthz():
@@ -40,4 +39,8 @@ def prometheus_metrics():
                 mimetype="text/plain",
                 headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
             )
+    # Here, not at the top: the fleet gauges read through the services and the
+    # models, which a worker's first /healthz (a liveness probe) should not load.
+    from ops.exposition import render_latest
+
     return Response(render_latest(), content_type=CONTENT_TYPE_LATEST)

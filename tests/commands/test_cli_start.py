@@ -5,6 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
+
 ROOT = Path(__file__).resolve().parents[2]
 FLASK = str(Path(sys.executable).with_name("flask"))
 
@@ -35,8 +38,14 @@ def test_a_command_that_counts_makes_the_metrics_directory_it_is_given(tmp_path)
         tmp_path, "devices", "monitor-status", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)
     )
     assert swept.returncode == 0, swept.stderr
-    # The sweep's duration and transitions, kept for gunicorn's workers to expose.
-    assert list(metrics_dir.glob("*.db"))
+    # The sweep was observed, in files any gunicorn worker's scrape sums.
+    assert sweeps_observed_in(metrics_dir) == 1
+
+
+def sweeps_observed_in(metrics_dir: Path) -> float:
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(metrics_dir))
+    return registry.get_sample_value("pulseboard_sweep_duration_seconds_count") or 0.0
 
 
 def test_listing_the_commands_loads_none_of_what_only_some_commands_need(tmp_path):

@@ -310,6 +310,19 @@ def complete_config(config: dict[str, Any]) -> None:
     config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
 
 
+def limit_storage_uri(redis_url: str | None) -> str:
+    """Where `limits` counts: the Redis at `redis_url`, else this process's memory.
+
+    redis-py and RQ name a Redis on a Unix socket `unix:///path`; `limits` names
+    it `redis+unix:///path`, and refuses the other spelling at start-up.
+    """
+    if not redis_url:
+        return MEMORY_STORAGE_URI
+    if redis_url.startswith("unix://"):
+        return "redis+" + redis_url
+    return redis_url
+
+
 def engine_options(config: Mapping[str, Any], *, pool_size: int) -> dict[str, Any]:
     """SQLAlchemy engine options for the configured database, `pool_size` connections kept."""
     if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):

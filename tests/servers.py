@@ -148,6 +148,11 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def socket_url(self) -> str:
+        """The same server through its Unix socket, as redis-py and RQ write it."""
+        return f"unix://{_redis_socket(self.port)}?db=0"
+
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=10)
@@ -157,12 +162,20 @@ class RedisServer:
         self.process = _spawn_redis(self.port)
 
 
+def _redis_socket(port: int) -> Path:
+    return Path(tempfile.gettempdir()) / f"pulseboard-test-redis-{port}.sock"
+
+
 def _spawn_redis(port: int) -> subprocess.Popen:
     binary = shutil.which("redis-server")
     if binary is None:
         raise ServerUnavailable("redis-server is not installed")
+    command = [
+        binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        "--unixsocket", str(_redis_socket(port)), "--unixsocketperm", "700",
+    ]  # fmt: skip
     process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        command,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -8,6 +8,7 @@ from fleet.config import (
     DEFAULT_SECRET_KEY,
     ConfigError,
     Settings,
+    limit_storage_uri,
     load_config,
 )
 
@@ -276,3 +277,15 @@ def test_production_refuses_the_development_defaults_even_when_written_out(tmp_p
     env = {"PULSEBOARD_ENV": "production", "SECRET_KEY": DEFAULT_SECRET_KEY}
     with pytest.raises(ConfigError, match=r"^SECRET_KEY must be set in production"):
         load_config(env, str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("redis_url", "storage"),
+    [
+        (None, "pulseboard-memory://"),
+        ("redis://localhost:6379/0", "redis://localhost:6379/0"),
+        ("unix:///run/redis/redis.sock?db=2", "redis+unix:///run/redis/redis.sock?db=2"),
+    ],
+)
+def test_rate_limits_count_where_redis_is_however_its_url_is_spelt(redis_url, storage):
+    assert limit_storage_uri(redis_url) == storage

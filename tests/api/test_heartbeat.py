@@ -1,6 +1,7 @@
 from datetime import timedelta
 
 import pytest
+import redis
 from sqlalchemy import func, select, update
 
 from api.schemas import HeartbeatResponse
@@ -8,6 +9,8 @@ from fleet.extensions import db
 from fleet.models import Device, DeviceEvent
 from fleet.services import reconnects
 from fleet.timeutil import utcnow
+from fleet.tokens import hash_token
+from tests.conftest import unavailable
 from tests.helpers import HEARTBEAT, beat, device_row, disable_rate_limits, event_kinds, events_of
 
 
@@ -202,6 +205,22 @@ class TestRateLimits:
             token = enrol_factory(client, "kiosk-1")
             codes = [beat(client, token).status_code for _ in range(4)]
         assert codes == [200, 200, 200, 429]
+
+    def test_limits_count_in_a_redis_reached_through_its_unix_socket(
+        self, app_env, redis_server, make_app, enrol_factory
+    ):
+        if redis_server is None:
+            unavailable("redis-server is not installed")
+        # redis-py's and RQ's spelling, which `limits` alone does not accept.
+        app_env["REDIS_URL"] = redis_server.socket_url
+        app = make_app()
+        with app.app_context():
+            client = app.test_client()
+            token = enrol_factory(client, "kiosk-1")
+            codes = [beat(client, token).status_code for _ in range(2)]
+        assert codes == [200, 429]
+        counted = redis.Redis.from_url(redis_server.socket_url)
+        assert counted.keys(f"*heartbeat*device:{hash_token(token)}*")
 
     def test_limits_are_per_device(self, client, enrol):
         first, second = enrol("kiosk-1")["token"], enrol("kiosk-2")["token"]

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.heartbeat [--rounds 3] [--duration 10] [--devices 30000]
         [--connections 16] [--pace-ms 0] [--workers 5] [--threads 4] [--worker-class gthread]
+        [--redis-socket]
 
 Starts PostgreSQL (or uses DATABASE_URL) and Redis, seeds the fleet with known
 tokens and serves three targets side by side with gunicorn (gthread; by default
@@ -291,13 +292,18 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1) + 1)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--worker-class", default="gthread")
+    parser.add_argument(
+        "--redis-socket",
+        action="store_true",
+        help="the limits on Redis reach it through its Unix socket, not TCP",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
     redis = servers.start_redis()
     try:
         with postgres_database(os.environ.get("DATABASE_URL"), "pulseboard_bench") as url:
-            run(url, redis.url, args)
+            run(url, redis.socket_url if args.redis_socket else redis.url, args)
     finally:
         redis.stop()
 

@@ -296,7 +296,7 @@ def complete_config(config: dict[str, Any]) -> None:
         "DEVICE_ENGINE_OPTIONS", engine_options(config, pool_size=config["DEVICE_POOL_SIZE"])
     )
     redis_url = config["REDIS_URL"]
-    config.setdefault("RATELIMIT_STORAGE_URI", redis_url or MEMORY_STORAGE_URI)
+    config.setdefault("RATELIMIT_STORAGE_URI", limit_storage_uri(redis_url))
     if redis_url:
         # A Redis that stops answering (a partition, not a refused port) must cost
         # a heartbeat half a second at most, not the operating system's timeouts.

@@ -63,8 +63,8 @@ class EnvironmentSettings(BaseModel):
     A plain pydantic model, not pydantic-settings' BaseSettings: `read` is handed
     the mapping to read (the process's environment, or a test's), and nothing
     else (the environment behind its back, a .env file) may be consulted, so no
-    settings source is wanted. BaseSettings with its sources turned off cost
-    every process 0.09 s of imports (pydantic-settings' sources) for nothing.
+    settings source is wanted, and BaseSettings with its sources turned off only
+    cost every process its imports (docs/benchmarks.md).
     """
 
     # Defaults are validated too, as settings' are: a bad default fails at start-up.

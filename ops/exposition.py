@@ -3,8 +3,9 @@
 The counters are kept by fleet.metrics in the process that does the work. The
 fleet gauges (devices by status, the last sweep, the commands waiting, the
 alert channels' health and the notifications pending) are not
-per-process facts: they are read from the database at scrape time, with two
-GROUP BYs (the commands' over an index range) and one indexed lookup. Living
+per-process facts: they are read from the database at scrape time (the
+fleet's with two GROUP BYs, the commands' over an index range, and one indexed
+lookup; the alerts' with the channel list and one count). Living
 here, beside the view, the exposition may import the services it reads
 without the services' own counters importing them back.
 """

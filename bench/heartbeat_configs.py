@@ -19,6 +19,8 @@ req/s, and the rounds' p99 ratios against that configuration's ceiling.
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import statistics
 import tempfile
 from contextlib import ExitStack
@@ -64,9 +66,11 @@ def main() -> None:
     parser.add_argument("--redis-socket", action="store_true")
     args = parser.parse_args()
     configs = args.configs.split(",")
+    if not all(re.fullmatch(r"[1-9]\d*x[1-9]\d*", config) for config in configs):
+        parser.error("--configs: each one WORKERSxTHREADS, such as 5x4")
     redis = servers.start_redis()
     try:
-        with postgres_database(None, "pulseboard_bench") as url:
+        with postgres_database(os.environ.get("DATABASE_URL"), "pulseboard_bench") as url:
             redis_url = redis.socket_url if args.redis_socket else redis.url
             rounds = run(url, redis_url, configs, args)
     finally:
@@ -123,9 +127,9 @@ def report(configs: list[str], rounds: list[dict[tuple[str, str], Pass]]) -> Non
     print(f"{len(rounds)} rounds; medians over the rounds")
     for config in configs:
         print(f"\n{config} (workers x threads)")
-        ceilings = [passes[config, ceiling] for passes in rounds]
+        ceilings = [measured[config, ceiling] for measured in rounds]
         for index in COMPARED:
-            passes = [passes[config, names[index]] for passes in rounds]
+            passes = [measured[config, names[index]] for measured in rounds]
             line = (
                 f"  {names[index]:<34} p99 {statistics.median(p.p99_ms for p in passes):6.1f} ms"
                 f"  {statistics.median(p.rate for p in passes):6.0f} req/s"
